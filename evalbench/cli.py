@@ -1,0 +1,182 @@
+"""The `evalbench` command line: a thin argparse layer over the public API, with rich output."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import EvalbenchError
+
+EXAMPLES = """examples:
+  evalbench run --model effnet-lite0 --suite quick
+  evalbench run --model pixels --suite quick
+  evalbench run --model torchvision:resnet50 --tasks digits fashion-mnist-mini
+  evalbench run --model ckpt.pth --arch resnet50 --suite quick
+  evalbench leaderboard results -o leaderboards/quick.md
+"""
+
+
+def _floats3(text: str) -> tuple[float, float, float]:
+    parts = [float(x) for x in text.replace(",", " ").split()]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected 3 numbers like 0.485,0.456,0.406, got {text!r}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def _split_list(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evalbench", description="Evaluate frozen pretrained encoders: features are extracted once into a cache, "
+        "then standard protocols (linear probe, k-NN) run on them and results are written as JSON.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="evaluate a model on a suite or tasks", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Evaluate one encoder. Finished (model, task, protocol) results are kept and not "
+                         "recomputed on a rerun, so an interrupted run resumes where it stopped.")
+    m = run.add_argument_group("model")
+    m.add_argument("--model", required=True, metavar="SPEC",
+                   help="pixels[:SIZE] | effnet-lite0 (alias demo) | torchvision:ARCH | PATH (.pt/.pth/.safetensors, with --arch) | package.module:attr | an entry-point name")
+    m.add_argument("--arch", help="architecture for a checkpoint PATH: a torchvision name (resnet50) or timm:NAME")
+    m.add_argument("--weights", help="torchvision weights tag (default: DEFAULT), e.g. IMAGENET1K_V1")
+    m.add_argument("--random-init", action="store_true", help="evaluate the untrained architecture on purpose (torchvision:ARCH only)")
+    m.add_argument("--name", help="name for results and leaderboards (default: derived from the model)")
+    m.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip conv-BN fusion and channels_last")
+    p = run.add_argument_group("preprocessing overrides (default: the model's own)")
+    p.add_argument("--input-size", type=int, help="crop size fed to the model")
+    p.add_argument("--crop-pct", type=float, help="input size / resize size (e.g. 0.875)")
+    p.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"])
+    p.add_argument("--mean", type=_floats3, help="three numbers, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", type=_floats3, help="three numbers, e.g. 0.229,0.224,0.225")
+    w = run.add_argument_group("what to run")
+    w.add_argument("--suite", help="a suite name (see `evalbench suites`)")
+    w.add_argument("--tasks", nargs="+", metavar="TASK", help="task names (space or comma separated); narrows --suite")
+    w.add_argument("--protocols", nargs="+", metavar="ID", help="run only these protocol ids (e.g. linear knn)")
+    w.add_argument("--seed", type=int, default=0, help="seed for every random choice in the protocols (default 0)")
+    w.add_argument("--force", action="store_true", help="recompute results that already exist (features still come from the cache)")
+    io = run.add_argument_group("files")
+    io.add_argument("--output", default="results", help="results directory (default: results)")
+    io.add_argument("--cache-dir", help="feature cache (default: $EVALBENCH_HOME/cache, else $XDG_CACHE_HOME/evalbench)")
+    io.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
+    io.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
+    io.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+    lb = sub.add_parser("leaderboard", help="render markdown leaderboards from result files")
+    lb.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
+    lb.add_argument("-o", "--output", help="write the markdown here (default: print it)")
+    lb.add_argument("--metric", default="top1", help="metric to rank by (default top1)")
+    lb.add_argument("--title", default="evalbench leaderboard")
+
+    sub.add_parser("tasks", help="list registered tasks, their data and protocols").add_argument(
+        "--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
+    sub.add_parser("suites", help="list suites and their tasks")
+    return parser
+
+
+def _cmd_run(args, console) -> int:
+    from rich.table import Table
+
+    from .runner import RunSummary, evaluate
+
+    summary = RunSummary()
+    model_options = {k: getattr(args, k) for k in ("arch", "weights", "random_init", "input_size", "crop_pct",
+                                                    "interpolation", "mean", "std", "optimize")}
+    df = evaluate(args.model, suite=args.suite, tasks=_split_list(args.tasks), output=args.output,
+                  cache_dir=args.cache_dir, data_root=args.data_root, protocols=_split_list(args.protocols),
+                  batch_size=args.batch_size, seed=args.seed, force=args.force, name=args.name,
+                  progress=args.progress, console=console, summary=summary, **model_options)
+    table = Table(title=f"evalbench results: {df['model'].iloc[0] if len(df) else args.model}")
+    for col in ("task", "protocol", "top1", "top5", "mean per class", "status"):
+        table.add_column(col, justify="right" if col in ("top1", "top5", "mean per class") else "left")
+    fmt = lambda v: "–" if v is None or v != v else f"{v:.2f}"  # noqa: E731  (v != v is NaN)
+    for _, r in df.iterrows():
+        table.add_row(r["task"], r["protocol"], fmt(r["top1"]), fmt(r["top5"]), fmt(r["mean_per_class"]), r["status"])
+    console.print(table)
+    console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
+                  f"results: {len(summary.computed)} computed, {len(summary.skipped)} already up to date; written under {args.output}/")
+    return 0
+
+
+def _cmd_leaderboard(args, console) -> int:
+    from .leaderboard import render_markdown
+    from .results import iter_results
+
+    records = iter_results(args.results)
+    text = render_markdown(records, args.results, metric=args.metric, title=args.title)
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        console.print(f"wrote {out} from {len(records)} result records")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_tasks(args, console) -> int:
+    from rich.table import Table
+
+    from .data import make_source
+    from .tasks import list_tasks
+
+    table = Table(title="evalbench tasks")
+    for col in ("task", "suites", "dataset", "splits", "protocols", "data"):
+        table.add_column(col)
+    for name, t in list_tasks().items():
+        source = make_source(t.source, t.source_options, data_root=args.data_root)
+        where = source.locate()
+        ds = f"{t.source}:{t.source_options.get('name', name)}"
+        if "partition" in t.splits:
+            p = t.splits["partition"]
+            splits = f"{p['pool']} -> " + "/".join(f"{k} {v}" for k, v in p["sizes"].items()) + f" (seed {p.get('seed', 0)})"
+        else:
+            splits = ", ".join(f"{k}={v['pool']}" + (f"[{v['size']}]" if v.get("size") else "") for k, v in t.splits.items())
+        table.add_row(name, ",".join(t.suites), ds, splits, ", ".join(e.id for e in t.protocols),
+                      f"[green]available[/] ({where})" if where else "[yellow]not found[/] (downloaded on first run when online)")
+    console.print(table)
+    return 0
+
+
+def _cmd_suites(args, console) -> int:
+    from .tasks import list_suites
+
+    for suite, names in list_suites().items():
+        console.print(f"[bold]{suite}[/]: {', '.join(names)}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from rich.console import Console
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites}
+    try:
+        return handlers[args.command](args, console)
+    except EvalbenchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted: finished results and cached features are kept; rerun the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

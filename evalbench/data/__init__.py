@@ -1,0 +1,28 @@
+"""Dataset sources by kind; tasks name a kind and its options, the runner builds it here."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError, UnknownNameError
+from .base import DataSource, ImagePool
+from .bundled import BundledArrays, SklearnDigits
+from .idx import IdxDataset
+
+SOURCES = {
+    "sklearn-digits": SklearnDigits,
+    "bundled": BundledArrays,
+    "idx": IdxDataset,
+}
+
+
+def make_source(kind: str, options: dict[str, Any], data_root: str | None = None) -> DataSource:
+    """Instantiate the source `kind` with the task's options (and the user's --data-root)."""
+    if kind not in SOURCES:
+        raise UnknownNameError("dataset source", kind, SOURCES)
+    try:
+        return SOURCES[kind](data_root=data_root, **options)
+    except TypeError as exc:
+        raise ConfigError(f"dataset source {kind!r}: bad options {sorted(options)} ({exc})") from None
+
+
+__all__ = ["DataSource", "ImagePool", "SOURCES", "make_source"]

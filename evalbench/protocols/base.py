@@ -1,0 +1,68 @@
+"""The contract between the runner and every protocol: feature splits in, metrics and settings out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ProtocolInputError
+
+
+@dataclass(frozen=True)
+class FeatureSplit:
+    """Features (N, D) float32 and integer labels (N,) of one split."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self):
+        if self.X.ndim != 2:
+            raise ProtocolInputError(f"features must be 2-D (N, D), got shape {self.X.shape}")
+        if self.X.shape[0] != self.y.shape[0]:
+            raise ProtocolInputError(
+                f"feature/label count mismatch: {self.X.shape[0]} feature rows but {self.y.shape[0]} labels"
+            )
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+
+@dataclass(frozen=True)
+class FeatureSplits:
+    """The splits a protocol sees. `val` is None when the task has no validation split."""
+
+    train: FeatureSplit
+    test: FeatureSplit
+    num_classes: int
+    val: Optional[FeatureSplit] = None
+
+    def __post_init__(self):
+        for name in ("train", "val", "test"):
+            split = getattr(self, name)
+            if split is None:
+                continue
+            if len(split) and (split.y.min() < 0 or split.y.max() >= self.num_classes):
+                raise ProtocolInputError(
+                    f"{name} labels must lie in [0, {self.num_classes}), "
+                    f"found [{split.y.min()}, {split.y.max()}]; check the task's label mapping"
+                )
+            if not np.isfinite(split.X).all():
+                raise ProtocolInputError(
+                    f"{name} features contain NaN or inf; re-extract in float32 (--dtype fp32)"
+                )
+
+
+@dataclass
+class ProtocolOutcome:
+    """What one protocol run produced.
+
+    metrics: scores in percent (``top1`` always; ``top5`` when there are more than 5 classes;
+        ``mean_per_class``), plus any protocol-specific numbers (std, ci95, per-k scores).
+    params: every setting that changes the score, including values chosen during the run (``C``).
+    details: diagnostics worth keeping (validation accuracy of every C tried, iteration counts).
+    """
+
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,200 @@
+"""The only module that wires encoders, data, the feature cache and protocols together."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from .adapters import load_encoder
+from .adapters.base import Encoder, check_encoder
+from .cache import FeatureCache
+from .data import make_source
+from .data.splits import resolve_splits
+from .extract import extract_features
+from .protocols import get_protocol
+from .protocols.base import FeatureSplit, FeatureSplits
+from .results import SCHEMA_VERSION, environment, read_result, result_path, slugify, write_result
+from .tasks import TaskSpec, resolve_tasks
+
+
+@dataclass
+class RunSummary:
+    """Counts the CLI prints after a run."""
+
+    extracted: int = 0
+    reused: int = 0
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _model_record(spec: str, encoder: Encoder, slug: str) -> dict[str, Any]:
+    return {"spec": spec, "name": encoder.name, "slug": slug, "fingerprint": encoder.fingerprint(),
+            "preprocess": encoder.preprocess.to_dict()}
+
+
+def _is_current(record: Optional[dict], model: dict, task: TaskSpec, protocol, params: dict, seed: int) -> bool:
+    """An existing record answers this request exactly (same weights, preprocessing, versions, settings)."""
+    if not record or record.get("schema_version") != SCHEMA_VERSION:
+        return False
+    p = record.get("protocol", {})
+    return (record.get("model", {}).get("fingerprint") == model["fingerprint"]
+            and record.get("model", {}).get("preprocess") == model["preprocess"]
+            and record.get("task", {}).get("version") == task.version
+            and p.get("name") == protocol.name and p.get("version") == protocol.version
+            and p.get("requested") == params and record.get("seed") == seed)
+
+
+class _NullProgress:
+    """Stands in for rich's Progress when progress display is off."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(enabled: bool, console=None):
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def evaluate(
+    model: Union[str, Encoder],
+    suite: Optional[str] = None,
+    tasks: Optional[list[str]] = None,
+    *,
+    output: Union[str, Path] = "results",
+    cache_dir: Union[str, Path, None] = None,
+    data_root: Optional[str] = None,
+    protocols: Optional[list[str]] = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    force: bool = False,
+    name: Optional[str] = None,
+    progress: bool = True,
+    console=None,
+    summary: Optional[RunSummary] = None,
+    **model_options: Any,
+) -> pd.DataFrame:
+    """Evaluate one encoder on a suite or a list of tasks; write one result JSON per (task, protocol).
+
+    Args:
+        model: a model spec (see `load_encoder`) or an Encoder object.
+        suite / tasks: what to run; `tasks` narrows a suite or stands alone.
+        output: results directory; records go to output/<model>/<task>/<protocol>.json.
+        cache_dir: feature cache root (default $EVALBENCH_HOME/cache or the XDG cache).
+        data_root: where datasets that are not bundled live.
+        protocols: run only these protocol ids.
+        force: recompute results even when a matching record exists (features still come from the cache).
+        name: the model's name in results and leaderboards (default: the encoder's own).
+        **model_options: passed to `load_encoder` (arch, random_init, input_size, ...).
+
+    Returns:
+        One row per (task, protocol) with the metrics and the result path.
+
+    Raises:
+        EvalbenchError: unknown names, missing data or checkpoints: before anything is computed.
+    """
+    task_specs = resolve_tasks(suite, tasks)
+    if isinstance(model, str):
+        spec, encoder = model, load_encoder(model, **model_options)
+    else:
+        spec, encoder = f"object:{type(model).__module__}.{type(model).__qualname__}", check_encoder(model, "the encoder object")
+    if name:
+        encoder.name = name
+    slug = slugify(encoder.name)
+    model_rec = _model_record(spec, encoder, slug)
+    cache = FeatureCache(cache_dir)
+    summary = summary if summary is not None else RunSummary()
+    device = str(getattr(encoder, "device", "cpu"))
+
+    # Check every task's data and protocol settings before any extraction, so a mistake in the
+    # last task does not surface after an hour of work.
+    plans = []
+    for task in task_specs:
+        source = make_source(task.source, task.source_options, data_root=data_root)
+        pools = source.load()
+        splits = resolve_splits(task.splits, pools, task.path)
+        entries = [e for e in task.protocols if not protocols or e.id in protocols or e.name in protocols]
+        plans.append((task, source, pools, splits, [(e, get_protocol(e.name, e.params)) for e in entries]))
+    if protocols and not any(p[4] for p in plans):
+        known = sorted({e.id for t in task_specs for e in t.protocols})
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("protocol", protocols[0], known)
+
+    rows = []
+    with _progress(progress, console) as bar:
+        for task, source, pools, splits, runs in plans:
+            todo = []
+            for entry, proto in runs:
+                path = result_path(output, slug, task.name, entry.id)
+                existing = None if force else read_result(path) if path.exists() else None
+                if _is_current(existing, model_rec, task, proto, entry.params, seed):
+                    summary.skipped.append(f"{task.name}/{entry.id}")
+                    rows.append(_row(existing, path, "reused"))
+                else:
+                    todo.append((entry, proto, path))
+            if not todo:
+                continue
+            t0 = time.perf_counter()
+            feats, split_sizes = {}, {}
+            for split_name, (pool_name, idx) in splits.items():
+                identity = {**source.identity(), "pool": pool_name, "pool_sha256": pools[pool_name].digest()}
+                got = extract_features(encoder, pools[pool_name], idx, identity, cache, batch_size=batch_size,
+                                       progress=bar, description=f"extract {task.name}/{split_name}")
+                summary.extracted += got.extracted
+                summary.reused += len(idx) - got.extracted
+                feats[split_name] = got
+                split_sizes[split_name] = int(len(idx))
+            extract_s = time.perf_counter() - t0
+            num_classes = len(next(iter(pools.values())).classes)
+            fsplits = FeatureSplits(
+                train=FeatureSplit(np.asarray(feats["train"].features), feats["train"].labels),
+                test=FeatureSplit(np.asarray(feats["test"].features), feats["test"].labels),
+                val=FeatureSplit(np.asarray(feats["val"].features), feats["val"].labels) if "val" in feats else None,
+                num_classes=num_classes,
+            )
+            for entry, proto, path in todo:
+                started, t1 = _now(), time.perf_counter()
+                outcome = proto.evaluate(fsplits, seed=seed, progress=bar)
+                record = {
+                    "schema_version": SCHEMA_VERSION,
+                    "model": model_rec,
+                    "task": {"name": task.name, "version": task.version, "dataset": source.identity(),
+                             "splits": split_sizes, "split_definition": task.splits, "num_classes": num_classes,
+                             "file": Path(task.path).name},
+                    "protocol": {"id": entry.id, "name": proto.name, "version": proto.version,
+                                 "requested": entry.params, "params": outcome.params},
+                    "metrics": outcome.metrics,
+                    "details": outcome.details,
+                    "seed": seed,
+                    "cache_keys": {k: v.key for k, v in feats.items()},
+                    "environment": environment(device),
+                    "timing": {"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
+                               "protocol_seconds": round(time.perf_counter() - t1, 3)},
+                }
+                write_result(path, record)
+                summary.computed.append(f"{task.name}/{entry.id}")
+                rows.append(_row(record, path, "computed"))
+    return pd.DataFrame(rows)
+
+
+def _row(record: dict, path: Path, status: str) -> dict[str, Any]:
+    m = record["metrics"]
+    return {"model": record["model"]["name"], "task": record["task"]["name"], "protocol": record["protocol"]["id"],
+            "top1": m.get("top1"), "top5": m.get("top5"), "mean_per_class": m.get("mean_per_class"),
+            "status": status, "path": str(path)}

@@ -1,0 +1,224 @@
+"""Task specs: strict loading of tasks/*.yaml (with `include`), the task registry and suites."""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError, UnknownNameError
+
+TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "protocols", "include", "citation", "license"}
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_KEYS = {"pool", "size", "seed"}
+PARTITION_KEYS = {"pool", "sizes", "seed"}
+
+
+@dataclass(frozen=True)
+class ProtocolEntry:
+    """One protocol run on a task: `id` names the result file and leaderboard column."""
+
+    id: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A downstream task: which data, which splits, which protocols. Says nothing about models."""
+
+    name: str
+    version: str
+    description: str
+    suites: tuple[str, ...]
+    source: str
+    source_options: dict[str, Any]
+    splits: dict[str, Any]
+    protocols: tuple[ProtocolEntry, ...]
+    path: str
+    citation: str = ""
+    license: str = ""
+
+    @property
+    def has_val(self) -> bool:
+        return "val" in self.split_names
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        if "partition" in self.splits:
+            return tuple(self.splits["partition"]["sizes"])
+        return tuple(k for k in SPLIT_NAMES if k in self.splits)
+
+
+def _unknown_keys(found: set[str], allowed: set[str], where: str) -> None:
+    extra = sorted(found - allowed)
+    if extra:
+        key = extra[0]
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
+        raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML mapping, merging the files its `include` names (the including file wins)."""
+    if path in seen:
+        raise ConfigError(f"{path}: include cycle through {' -> '.join(str(p) for p in seen)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a task file must be a YAML mapping")
+    includes = data.pop("include", [])
+    merged: dict[str, Any] = {}
+    for inc in [includes] if isinstance(includes, str) else includes:
+        inc_path = (path.parent / inc).resolve()
+        if not inc_path.is_file():
+            raise ConfigError(f"{path}: included file {inc} not found at {inc_path}")
+        merged.update(_read_yaml(inc_path, seen + (path,)))
+    merged.update(data)
+    return merged
+
+
+def _expand_protocols(raw: Any, where: str) -> tuple[ProtocolEntry, ...]:
+    """Accept `linear` or `{name: fewshot-linear, shots: [1, 5]}`; a list of shots becomes one entry per K."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: 'protocols' must be a non-empty list")
+    entries = []
+    for item in raw:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"{where}: each protocol is a name or a mapping with 'name', got {item!r}")
+        params = {k: v for k, v in item.items() if k not in ("name", "id")}
+        shots = params.get("shots")
+        if isinstance(shots, list):
+            for k in shots:
+                entries.append(ProtocolEntry(f"{item.get('id', item['name'])}-{k}shot", item["name"], {**params, "shots": k}))
+        else:
+            pid = item.get("id") or (f"{item['name']}-{shots}shot" if shots is not None else item["name"])
+            entries.append(ProtocolEntry(pid, item["name"], params))
+    ids = [e.id for e in entries]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"{where}: protocol id {dup[0]!r} appears twice; give one an explicit 'id'")
+    return tuple(entries)
+
+
+def _check_splits(splits: Any, where: str) -> dict[str, Any]:
+    if not isinstance(splits, dict):
+        raise ConfigError(f"{where}: 'splits' must be a mapping")
+    if "partition" in splits:
+        _unknown_keys(set(splits), {"partition"}, f"{where} splits")
+        part = splits["partition"]
+        _unknown_keys(set(part), PARTITION_KEYS, f"{where} splits.partition")
+        names = set(part.get("sizes", {}))
+        if not {"train", "test"} <= names or not names <= set(SPLIT_NAMES):
+            raise ConfigError(f"{where}: splits.partition.sizes needs train and test (and optionally val), got {sorted(names)}")
+        return splits
+    _unknown_keys(set(splits), set(SPLIT_NAMES), f"{where} splits")
+    if not {"train", "test"} <= set(splits):
+        raise ConfigError(f"{where}: splits need at least train and test")
+    for name, spec in splits.items():
+        if not isinstance(spec, dict) or "pool" not in spec:
+            raise ConfigError(f"{where}: split {name!r} needs a 'pool' (e.g. {{pool: train}})")
+        _unknown_keys(set(spec), SPLIT_KEYS, f"{where} splits.{name}")
+    return splits
+
+
+def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
+    """Validate a task mapping strictly and build its TaskSpec."""
+    _unknown_keys(set(data), TASK_KEYS, path)
+    for key in ("name", "version", "dataset", "splits", "protocols"):
+        if key not in data:
+            raise ConfigError(f"{path}: missing required key {key!r}")
+    dataset = data["dataset"]
+    if not isinstance(dataset, dict) or "source" not in dataset:
+        raise ConfigError(f"{path}: 'dataset' needs a 'source' (e.g. {{source: bundled, name: fashion-mnist-mini}})")
+    suites = data.get("suites", [])
+    return TaskSpec(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        description=str(data.get("description", "")).strip(),
+        suites=tuple([suites] if isinstance(suites, str) else suites),
+        source=dataset["source"],
+        source_options={k: v for k, v in dataset.items() if k != "source"},
+        splits=_check_splits(data["splits"], path),
+        protocols=_expand_protocols(data["protocols"], path),
+        path=path,
+        citation=str(data.get("citation", "")).strip(),
+        license=str(data.get("license", "")).strip(),
+    )
+
+
+def load_task_file(path: Path) -> TaskSpec:
+    return parse_task(_read_yaml(path), str(path))
+
+
+def task_dirs() -> list[Path]:
+    """Built-in tasks first, then directories listed in $EVALBENCH_TASKS (os.pathsep separated)."""
+    dirs = [Path(str(resources.files("evalbench.builtin_tasks")))]
+    extra = os.environ.get("EVALBENCH_TASKS", "")
+    dirs += [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
+    return dirs
+
+
+@lru_cache(maxsize=8)
+def _registry(dirs: tuple[Path, ...]) -> dict[str, TaskSpec]:
+    tasks: dict[str, TaskSpec] = {}
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"task directory {d} does not exist (check $EVALBENCH_TASKS)")
+        # files whose name starts with "_" are include-only fragments, not tasks
+        for path in sorted(d.rglob("*.yaml")):
+            if path.name.startswith("_"):
+                continue
+            spec = load_task_file(path)
+            if spec.name in tasks:
+                raise ConfigError(f"task name {spec.name!r} is defined twice: {tasks[spec.name].path} and {path}")
+            tasks[spec.name] = spec
+    return tasks
+
+
+def list_tasks() -> dict[str, TaskSpec]:
+    return dict(_registry(tuple(task_dirs())))
+
+
+def list_suites() -> dict[str, list[str]]:
+    suites: dict[str, list[str]] = {}
+    for spec in list_tasks().values():
+        for s in spec.suites:
+            suites.setdefault(s, []).append(spec.name)
+    return {k: sorted(v) for k, v in sorted(suites.items())}
+
+
+def get_task(name: str) -> TaskSpec:
+    tasks = list_tasks()
+    if name not in tasks:
+        raise UnknownNameError("task", name, tasks, hint="`evalbench tasks` lists them")
+    return tasks[name]
+
+
+def resolve_tasks(suite: Optional[str] = None, tasks: Optional[list[str]] = None) -> list[TaskSpec]:
+    """The tasks a run covers: the suite's, narrowed to `tasks` when both are given."""
+    if suite is None and not tasks:
+        raise ConfigError("name a --suite or at least one --tasks entry")
+    if suite is not None:
+        suites = list_suites()
+        if suite not in suites:
+            raise UnknownNameError("suite", suite, suites, hint="`evalbench suites` lists them")
+        names = suites[suite]
+        if tasks:
+            outside = [t for t in tasks if t not in names]
+            if outside:
+                get_task(outside[0])  # unknown tasks get did-you-mean
+                raise ConfigError(f"task {outside[0]!r} is not in suite {suite!r} (its tasks: {', '.join(names)})")
+            names = [n for n in names if n in tasks]
+    else:
+        names = list(dict.fromkeys(tasks))
+    return [get_task(n) for n in names]
