@@ -162,12 +162,9 @@ def evaluate(
                 split_sizes[split_name] = int(len(idx))
             extract_s = time.perf_counter() - t0
             num_classes = len(next(iter(pools.values())).classes)
-            fsplits = FeatureSplits(
-                train=FeatureSplit(np.asarray(feats["train"].features), feats["train"].labels),
-                test=FeatureSplit(np.asarray(feats["test"].features), feats["test"].labels),
-                val=FeatureSplit(np.asarray(feats["val"].features), feats["val"].labels) if "val" in feats else None,
-                num_classes=num_classes,
-            )
+            # protocols read every row many times: load the memory-mapped features into RAM once
+            loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in feats.items()}
+            fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"), num_classes=num_classes)
             for entry, proto, path in todo:
                 started, t1 = _now(), time.perf_counter()
                 outcome = proto.evaluate(fsplits, seed=seed, progress=bar)

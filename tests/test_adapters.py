@@ -173,15 +173,20 @@ def test_custom_adapter_module_attr(tmp_path, monkeypatch):
         load_encoder("not_a_module_xyz:make")
 
 
-def test_preprocess_overrides_apply_and_change_the_record():
+def test_preprocess_overrides_apply_and_rename_the_model():
     enc = load_encoder("pixels", input_size=16, crop_pct=1.0)
     assert (enc.preprocess.input_size, enc.preprocess.resize_size) == (16, 16)
+    assert enc.name == "pixels-32@16px"
+    native = load_encoder("effnet-lite0", input_size=224)
+    assert (native.preprocess.input_size, native.preprocess.resize_size, native.name) == (224, 255, "effnet-lite0@224px")
+    other_norm = load_encoder("pixels", mean=(0.5, 0.5, 0.5))
+    assert other_norm.name.startswith("pixels-32@pp-")
 
 
 def test_demo_encoder_is_pretrained_efficientnet_lite0():
     enc = load_encoder("effnet-lite0")
-    assert enc.name == "effnet-lite0" and enc.preprocess.input_size == 224
-    x = torch.zeros(1, 3, 224, 224)
+    assert enc.name == "effnet-lite0" and enc.preprocess.input_size == 128
+    x = torch.zeros(1, 3, 128, 128)
     feats = enc.encode(x)
     assert feats.shape == (1, 1280)
     # exactly the packaged ImageNet weights (hash over names, shapes and bytes), never a random init

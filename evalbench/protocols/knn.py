@@ -1,0 +1,190 @@
+"""KNNProbe: DINO-style weighted k-NN on cosine similarity, one faiss search serving every k."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import faiss
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+from .metrics import accuracy, mean_per_class
+
+
+#: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
+TIE_MARGIN = 16
+
+
+def l2_normalize(X: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation in float32 (zero rows stay zero)."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norms, np.float32(1e-12))
+
+
+def canonical_order(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by similarity (descending), equal similarities by train index (ascending)."""
+    order = _lexsort_rows(sims, idx)
+    return np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _lexsort_rows(sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    # Stable sort by index first, then a stable sort by -similarity keeps index order on ties.
+    by_idx = np.argsort(idx, axis=1, kind="stable")
+    s = np.take_along_axis(sims, by_idx, 1)
+    by_sim = np.argsort(-s, axis=1, kind="stable")
+    return np.take_along_axis(by_idx, by_sim, 1)
+
+
+class KNNProbe(ClassifierMixin, BaseEstimator):
+    """Weighted k-NN classifier (DINO eval_knn): votes exp(sim / T) over the k most similar.
+
+    Similarity is the inner product of L2-normalised float32 features (faiss IndexFlatIP,
+    exact). Deterministic ties: neighbours of equal similarity are taken in increasing
+    train index (faiss keeps the earlier index on ties; we re-sort to make that explicit),
+    votes are accumulated neighbour by neighbour in that order, and equal class votes go
+    to the smaller class index.
+
+    Args:
+        k: neighbours used by predict / predict_proba (capped at the train size).
+        temperature: T in exp(sim / T).
+        ks: every k scored by ``scores_for_ks`` from one search at max(ks).
+        normalize: L2-normalise features (cosine similarity); False = raw inner product.
+        chunk_size: queries per search, to bound memory.
+    """
+
+    def __init__(self, k: int = 20, temperature: float = 0.07, ks: Iterable[int] = (10, 20, 100, 200),
+                 normalize: bool = True, chunk_size: int = 4096):
+        self.k = k
+        self.temperature = temperature
+        self.ks = ks
+        self.normalize = normalize
+        self.chunk_size = chunk_size
+
+    def fit(self, X, y):
+        """Index the training features.
+
+        Returns:
+            self
+
+        Raises:
+            ValueError: bad shapes or settings.
+        """
+        if not (isinstance(self.k, (int, np.integer)) and self.k > 0):
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        X, y = check_X_y(X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, self._y_idx = np.unique(y, return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        Xn = l2_normalize(X) if self.normalize else np.ascontiguousarray(X, dtype=np.float32)
+        self.index_ = faiss.IndexFlatIP(X.shape[1])
+        self.index_.add(Xn)
+        self._X = Xn  # for exact re-ranking of rows with ties at the k-th neighbour
+        self.n_train_ = X.shape[0]
+        return self
+
+    def kneighbors(self, X, k: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities and train indices of the k nearest neighbours, in canonical order.
+
+        Args:
+            X: (N, D) queries.
+            k: neighbours (default self.k), capped at the train size.
+
+        Returns:
+            (sims float32 (N, k), idx int64 (N, k)).
+        """
+        check_is_fitted(self, "index_")
+        X = check_array(X, dtype=np.float32)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
+        k = min(self.k if k is None else int(k), self.n_train_)
+        # Search a few extra neighbours: faiss may return any of several train points with
+        # the same similarity as the k-th, so the tie group at the boundary must be seen
+        # whole to take the smallest indices; rows where it runs past the margin are
+        # re-ranked exactly against the full train set.
+        kk = min(self.n_train_, k + TIE_MARGIN)
+        sims, idx = [], []
+        for start in range(0, X.shape[0], self.chunk_size):
+            q = X[start:start + self.chunk_size]
+            q = l2_normalize(q) if self.normalize else np.ascontiguousarray(q)
+            s, i = canonical_order(*self.index_.search(q, kk))
+            if kk < self.n_train_:
+                for r in np.flatnonzero(s[:, kk - 1] >= s[:, k - 1]):
+                    full = self._X @ q[r]
+                    order = np.lexsort((np.arange(self.n_train_), -full))[:kk]
+                    s[r], i[r] = full[order], order
+            sims.append(s[:, :k])
+            idx.append(i[:, :k])
+        if not sims:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return np.concatenate(sims), np.concatenate(idx)
+
+    def _votes(self, sims: np.ndarray, idx: np.ndarray, ks: list[int]):
+        """Yield (k, votes (n, n_classes) float64) for each k in increasing order."""
+        n = sims.shape[0]
+        rows = np.arange(n)
+        weights = np.exp(sims.astype(np.float64) / self.temperature)
+        labels = self._y_idx[idx]
+        votes = np.zeros((n, len(self.classes_)), dtype=np.float64)
+        done = 0
+        for k in ks:
+            for j in range(done, k):  # neighbour by neighbour: a fixed summation order
+                votes[rows, labels[:, j]] += weights[:, j]
+            done = k
+            yield k, votes
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Vote shares per class (rows sum to 1)."""
+        sims, idx = self.kneighbors(X)
+        (_, votes), = self._votes(sims, idx, [sims.shape[1]])
+        return votes / votes.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Class with the largest vote; ties -> smaller class."""
+        sims, idx = self.kneighbors(X)
+        (_, votes), = self._votes(sims, idx, [sims.shape[1]])
+        return self.classes_[np.argmax(votes, axis=1)]
+
+    def scores_for_ks(self, X, y, ks: Optional[Iterable[int]] = None) -> dict[int, dict[str, float]]:
+        """top1, top5 and mean_per_class (percent) for several k from one search at max(ks).
+
+        Args:
+            X, y: queries and their labels.
+            ks: values of k (default self.ks plus self.k); each is capped at the train size.
+
+        Returns:
+            dict k -> {"top1", "top5", "mean_per_class"}; top5 counts a hit when the true
+            class is among the 5 highest votes (ties -> smaller class first).
+        """
+        check_is_fitted(self, "index_")
+        X = check_array(X, dtype=np.float32)
+        y = np.asarray(y)
+        ks = sorted({int(k) for k in (self.ks if ks is None else ks)} | ({int(self.k)} if ks is None else set()))
+        kmax = min(max(ks), self.n_train_)
+        capped = sorted({min(k, kmax) for k in ks})
+        # Rank of the true label among classes_; labels unseen in train can never be hit.
+        pos = np.searchsorted(self.classes_, y)
+        known = (pos < len(self.classes_)) & (self.classes_[np.minimum(pos, len(self.classes_) - 1)] == y)
+        preds = {k: [] for k in capped}
+        hits5 = {k: [] for k in capped}
+        for start in range(0, len(X), self.chunk_size):
+            sl = slice(start, start + self.chunk_size)
+            sims, idx = self.kneighbors(X[sl], kmax)
+            for k, votes in self._votes(sims, idx, capped):
+                order = np.argsort(-votes, axis=1, kind="stable")[:, :5]
+                p = pos[sl]
+                preds[k].append(self.classes_[order[:, 0]])
+                hits5[k].append(known[sl] & (order == np.minimum(p, len(self.classes_) - 1)[:, None]).any(axis=1))
+        out = {}
+        for k in ks:
+            kc = min(k, kmax)
+            pred = np.concatenate(preds[kc])
+            out[k] = {
+                "top1": accuracy(pred, y),
+                "top5": float(100.0 * np.mean(np.concatenate(hits5[kc]))),
+                "mean_per_class": mean_per_class(pred, y),
+            }
+        return out

@@ -1,0 +1,259 @@
+"""LinearProbe: sklearn-compatible multinomial logistic regression with CLIP's C search, in torch."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+from ..errors import ProtocolInputError
+from .lbfgs import FitInfo, fit_softmax_lbfgs
+from .metrics import stratified_holdout
+
+#: CLIP appendix A.3 coarse grid.
+CLIP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else is passed to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """Multinomial L2 logistic regression minimising sklearn's C*sum(logloss) + 0.5*||W||^2.
+
+    Full-batch torch L-BFGS (strong Wolfe) on CPU or CUDA. With C=None, C is chosen on a
+    validation split by CLIP's coarse-to-fine search, warm-started along the path, then
+    the model is refit on train+val with the chosen C.
+
+    Args:
+        C: inverse L2 strength as in sklearn; None searches it.
+        max_iter: L-BFGS iterations per fit (sklearn's max_iter).
+        tol: max-abs gradient tolerance on the mean-loss objective (sklearn's tol scale).
+            1e-6 by default: sklearn's 1e-4 stops far from the optimum at large C and makes
+            warm starts return without iterating (PROTOCOLS.md, "Convergence tolerance").
+        dtype: "float32" (default, fast on CPU) or "float64".
+        standardize: subtract the mean and divide by the std (from the fit data) first.
+        l2_normalize: L2-normalise each row first (before standardize).
+        device: "auto", "cpu", "cuda", ...
+        c_grid: coarse grid, fitted in increasing order.
+        bisection_steps: refinement fits in log10(C) around the best coarse C.
+        patience: stop the coarse path after this many consecutive C values scored below
+            the best so far (0 = never); large C are the slowest fits and rarely win then.
+        holdout_fraction: stratified share of train held out when no validation set is given.
+        random_state: seed of that hold-out (numpy default_rng).
+        history_size: L-BFGS memory.
+    """
+
+    def __init__(
+        self,
+        C: Optional[float] = None,
+        max_iter: int = 1000,
+        tol: float = 1e-6,
+        dtype: str = "float32",
+        standardize: bool = False,
+        l2_normalize: bool = False,
+        device: str = "auto",
+        c_grid: tuple = CLIP_GRID,
+        bisection_steps: int = 8,
+        patience: int = 2,
+        holdout_fraction: float = 0.1,
+        random_state: int = 0,
+        history_size: int = 30,
+    ):
+        self.C = C
+        self.max_iter = max_iter
+        self.tol = tol
+        self.dtype = dtype
+        self.standardize = standardize
+        self.l2_normalize = l2_normalize
+        self.device = device
+        self.c_grid = c_grid
+        self.bisection_steps = bisection_steps
+        self.patience = patience
+        self.holdout_fraction = holdout_fraction
+        self.random_state = random_state
+        self.history_size = history_size
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y, X_val=None, y_val=None, progress=None):
+        """Fit; search C on (X_val, y_val) when C is None.
+
+        The final model is always fit on X plus X_val (when given): validation data only
+        chooses C, then joins the training data, as in CLIP and DINOv2.
+
+        Args:
+            X, y: training features (N, D) and labels.
+            X_val, y_val: optional validation split; when C is None and it is missing, a
+                stratified `holdout_fraction` of X is held out (seeded by random_state).
+            progress: optional callable advanced once per fit (used by the protocol).
+
+        Returns:
+            self
+
+        Raises:
+            ValueError: bad shapes, dtype or settings (sklearn conventions).
+        """
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.C is not None and not self.C > 0:
+            raise ValueError(f"C must be positive or None, got {self.C!r}")
+        X, y = check_X_y(X, y, dtype=(np.float32, np.float64))
+        check_classification_targets(y)
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together")
+        if X_val is not None:
+            X_val, y_val = check_X_y(X_val, y_val, dtype=(np.float32, np.float64))
+            if X_val.shape[1] != X.shape[1]:
+                raise ValueError(f"X_val has {X_val.shape[1]} features, X has {X.shape[1]}")
+        all_y = y if y_val is None else np.concatenate([y, y_val])
+        self.classes_ = np.unique(all_y)
+        if len(self.classes_) < 2:
+            raise ValueError("LinearProbe needs at least 2 classes")
+        self.n_features_in_ = X.shape[1]
+        self.device_ = resolve_device(self.device)
+        tick = progress or (lambda: None)
+        yi = np.searchsorted(self.classes_, y)
+        yvi = None if y_val is None else np.searchsorted(self.classes_, y_val)
+
+        theta0 = None
+        self.search_log_: list[dict[str, Any]] = []
+        if self.C is None:
+            if X_val is None:
+                fit_idx, hold_idx = stratified_holdout(yi, self.holdout_fraction, self.random_state)
+                if len(hold_idx) == 0:
+                    raise ProtocolInputError("too few training examples to hold out a validation set for the C search")
+                Xs, ys, Xv, yv = X[fit_idx], yi[fit_idx], X[hold_idx], yi[hold_idx]
+            else:
+                Xs, ys, Xv, yv = X, yi, X_val, yvi
+            self.C_, theta0 = self._search(Xs, ys, Xv, yv, tick)
+            self.val_scores_ = {e["C"]: e["val_top1"] for e in self.search_log_}
+        else:
+            self.C_ = float(self.C)
+            self.val_scores_ = {}
+        X_all = X if X_val is None else np.concatenate([X, X_val.astype(X.dtype, copy=False)])
+        y_all = yi if yvi is None else np.concatenate([yi, yvi])
+        Xt, yt = self._prepare(X_all, y_all, fit_stats=True)
+        if theta0 is None:
+            theta0 = torch.zeros(Xt.shape[1] + 1, len(self.classes_), dtype=Xt.dtype, device=Xt.device)
+        theta, info = self._fit_one(Xt, yt, self.C_, theta0)
+        tick()
+        d = Xt.shape[1]
+        self.coef_ = theta[:d].T.cpu().numpy().astype(np.float64)
+        self.intercept_ = theta[d].cpu().numpy().astype(np.float64)
+        self.n_iter_ = info.n_iter
+        self.fit_info_ = info
+        return self
+
+    def _fit_one(self, Xt, yt, C, theta0) -> tuple[torch.Tensor, FitInfo]:
+        lam = 1.0 / (C * Xt.shape[0])
+        return fit_softmax_lbfgs(Xt, yt, lam, theta0, self.tol, self.max_iter, self.history_size)
+
+    def _search(self, Xs, ys, Xv, yv, tick) -> tuple[float, torch.Tensor]:
+        """Coarse grid (increasing C, warm starts) then bracketing bisection in log10(C)."""
+        Xt, yt = self._prepare(Xs, ys, fit_stats=True)
+        Xvt, yvt = self._prepare(Xv, yv, fit_stats=False)
+        k = len(self.classes_)
+        sols: dict[float, torch.Tensor] = {}  # log10(C) -> theta
+        accs: dict[float, float] = {}
+
+        def run(logc: float, stage: str) -> float:
+            if sols:  # warm start from the nearest C already fitted (smaller C on ties)
+                near = min(sols, key=lambda c: (abs(c - logc), c))
+                start = sols[near]
+            else:
+                start = torch.zeros(Xt.shape[1] + 1, k, dtype=Xt.dtype, device=Xt.device)
+            t0 = time.perf_counter()
+            theta, info = self._fit_one(Xt, yt, 10.0 ** logc, start)
+            with torch.no_grad():
+                d = Xt.shape[1]
+                pred = torch.addmm(theta[d], Xvt, theta[:d]).argmax(dim=1)
+                acc = float(100.0 * (pred == yvt).double().mean())
+            sols[logc], accs[logc] = theta, acc
+            self.search_log_.append({
+                "C": float(10.0 ** logc), "val_top1": acc, "stage": stage,
+                "n_iter": info.n_iter, "converged": info.converged,
+                "seconds": round(time.perf_counter() - t0, 3),
+            })
+            tick()
+            return acc
+
+        best, below = -1.0, 0
+        for c in sorted(float(c) for c in self.c_grid):
+            acc = run(math.log10(c), "coarse")
+            if acc > best:
+                best, below = acc, 0
+            elif acc < best:
+                below += 1
+            if self.patience and below >= self.patience:
+                break
+
+        def best_log() -> float:  # highest val accuracy; ties -> smaller C
+            return min(accs, key=lambda c: (-accs[c], c))
+
+        m = best_log()
+        pts = sorted(accs)
+        i = pts.index(m)
+        lo = pts[i - 1] if i > 0 else None
+        hi = pts[i + 1] if i + 1 < len(pts) else None
+        for _ in range(self.bisection_steps):
+            left = m - lo if lo is not None else 0.0
+            right = hi - m if hi is not None else 0.0
+            if max(left, right) <= 1e-9:
+                break
+            x = (lo + m) / 2 if left >= right else (m + hi) / 2
+            acc_x = run(x, "bisection")
+            if acc_x > accs[m] or (acc_x == accs[m] and x < m):
+                lo, hi = (lo, m) if x < m else (m, hi)
+                m = x
+            elif x < m:
+                lo = x
+            else:
+                hi = x
+        m = best_log()
+        return float(10.0 ** m), sols[m]
+
+    def _prepare(self, X: np.ndarray, y: Optional[np.ndarray], fit_stats: bool):
+        """Row L2 normalisation and standardisation, then a tensor on the fit device."""
+        dt = torch.float32 if self.dtype == "float32" else torch.float64
+        Xt = torch.as_tensor(np.ascontiguousarray(X), device=self.device_).to(dt)
+        if self.l2_normalize:
+            Xt = torch.nn.functional.normalize(Xt, dim=1)
+        if self.standardize:
+            if fit_stats:
+                self.mean_ = Xt.mean(dim=0)
+                # Constant features would divide by zero; leave them unscaled.
+                std = Xt.std(dim=0, unbiased=False)
+                self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
+            Xt = (Xt - self.mean_.to(Xt)) / self.scale_.to(Xt)
+        yt = None if y is None else torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device_)
+        return Xt, yt
+
+    # --------------------------------------------------------------- inference
+    def decision_function(self, X) -> np.ndarray:
+        """Logits (N, n_classes) as float64."""
+        check_is_fitted(self, "coef_")
+        X = check_array(X, dtype=(np.float32, np.float64))
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
+        Xt, _ = self._prepare(X, None, fit_stats=False)
+        Xn = Xt.cpu().numpy().astype(np.float64)
+        return Xn @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax of the logits)."""
+        z = self.decision_function(X)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (from classes_); equal logits go to the first class."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]

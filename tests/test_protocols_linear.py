@@ -1,0 +1,105 @@
+"""LinearProbe against scikit-learn's LogisticRegression, and the linear protocol's record."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import LogisticRegression
+
+from evalbench.protocols import LinearProbe, get_protocol
+from evalbench.protocols.base import FeatureSplit, FeatureSplits
+from evalbench.protocols.lbfgs import softmax_objective
+from evalbench.protocols.linear import CLIP_GRID
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y, 1200
+
+
+def _make_cls():
+    X, y = make_classification(3000, 40, n_informative=20, n_classes=5, random_state=0)
+    return X.astype(np.float32), y, 2000
+
+
+def _hundred():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(100, 32)) * 0.6
+    y = np.arange(6000) % 100
+    return (means[y] + rng.normal(size=(6000, 32))).astype(np.float32), y, 4000
+
+
+@pytest.mark.parametrize("make", [_digits, _make_cls, _hundred], ids=["digits", "make_classification", "100-class"])
+@pytest.mark.parametrize("C", [0.1, 1.0])
+def test_matches_sklearn_at_same_C(make, C):
+    X, y, n = make()
+    ours = LinearProbe(C=C).fit(X[:n], y[:n])
+    ref = LogisticRegression(C=C, solver="lbfgs", max_iter=1000).fit(X[:n], y[:n])
+    a, b = 100 * ours.score(X[n:], y[n:]), 100 * ref.score(X[n:], y[n:])
+    assert abs(a - b) <= 0.3, (a, b)
+    assert np.mean(ours.predict(X[n:]) == ref.predict(X[n:])) >= 0.99
+
+
+def test_objective_is_sklearns_and_at_least_as_low():
+    import torch
+
+    X, y, n = _digits()
+    X, y, C = X[:n].astype(np.float64), y[:n], 1.0
+    ours = LinearProbe(C=C, dtype="float64").fit(X, y)
+    ref = LogisticRegression(C=C, max_iter=1000, tol=1e-8).fit(X, y)
+
+    def sk_objective(coef, b):  # C * sum(logloss) + 0.5 ||W||^2, computed independently
+        z = X @ coef.T + b
+        z -= z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return -C * logp[np.arange(len(y)), y].sum() + 0.5 * (coef ** 2).sum()
+
+    f_ours, f_ref = sk_objective(ours.coef_, ours.intercept_), sk_objective(ref.coef_, ref.intercept_)
+    assert f_ours <= f_ref * (1 + 1e-6)
+    theta = torch.tensor(np.vstack([ours.coef_.T, ours.intercept_]))
+    loss, _ = softmax_objective(torch.tensor(X), torch.tensor(y), theta, 1 / (C * len(y)))
+    assert float(loss) * C * len(y) == pytest.approx(f_ours, rel=1e-9)
+
+
+def test_search_records_every_C_and_refits_on_train_plus_val():
+    X, y, _ = _digits()
+    p = LinearProbe().fit(X[:1000], y[:1000], X[1000:1300], y[1000:1300])
+    assert p.C_ in p.val_scores_
+    assert p.val_scores_[p.C_] == max(p.val_scores_.values())
+    coarse = [e["C"] for e in p.search_log_ if e["stage"] == "coarse"]
+    assert coarse == sorted(coarse) and set(coarse) <= set(CLIP_GRID)
+    assert 1 <= sum(e["stage"] == "bisection" for e in p.search_log_) <= 8
+    # refit on train+val: same as a fixed-C fit on the concatenation
+    fixed = LinearProbe(C=p.C_).fit(np.concatenate([X[:1000], X[1000:1300]]), np.concatenate([y[:1000], y[1000:1300]]))
+    assert np.mean(fixed.predict(X[1300:]) == p.predict(X[1300:])) >= 0.99
+    assert 100 * p.score(X[1300:], y[1300:]) > 88
+
+
+def test_warm_started_search_matches_cold_fits():
+    X, y, _ = _make_cls()
+    p = LinearProbe(bisection_steps=3).fit(X[:1500], y[:1500], X[1500:2000], y[1500:2000])
+    for C, acc in p.val_scores_.items():
+        cold = LinearProbe(C=C).fit(X[:1500], y[:1500])
+        assert abs(100 * cold.score(X[1500:2000], y[1500:2000]) - acc) <= 0.4, C
+
+
+def test_holdout_used_when_no_val_and_labels_can_be_strings():
+    X, y, n = _make_cls()
+    names = np.array(["ant", "bee", "cat", "dog", "eel"])[y]
+    p = LinearProbe(bisection_steps=2, random_state=3).fit(X[:n], names[:n])
+    assert list(p.classes_) == sorted(set(names))
+    assert set(p.predict(X[n:n + 20])) <= set(names)
+    proba = p.predict_proba(X[n:])
+    assert np.allclose(proba.sum(1), 1) and proba.shape == (len(X) - n, 5)
+    assert p.get_params()["C"] is None and p.get_params()["tol"] == 1e-6
+
+
+def test_linear_protocol_outcome_records_everything():
+    X, y, _ = _digits()
+    splits = FeatureSplits(FeatureSplit(X[:1000], y[:1000]), FeatureSplit(X[1300:], y[1300:]), 10)
+    out = get_protocol("linear", {"bisection_steps": 2}).evaluate(splits, seed=0)
+    assert set(out.metrics) == {"top1", "top5", "mean_per_class"}
+    assert all(isinstance(v, float) and 0 <= v <= 100 for v in out.metrics.values())
+    assert out.metrics["top1"] > 88
+    for key in ("C", "tol", "max_iter", "dtype", "c_grid", "standardize", "l2_normalize", "reference", "fit_on"):
+        assert key in out.params
+    assert out.params["C_selection"].startswith("stratified 10% hold-out")
+    assert out.details["val_top1_by_C"] and "CLIP appendix A.3" in out.params["reference"]
