@@ -174,13 +174,13 @@ def test_custom_adapter_module_attr(tmp_path, monkeypatch):
 
 
 def test_preprocess_overrides_apply_and_rename_the_model():
-    enc = load_encoder("pixels", input_size=16, crop_pct=1.0)
-    assert (enc.preprocess.input_size, enc.preprocess.resize_size) == (16, 16)
-    assert enc.name == "pixels-32@16px"
+    enc = load_encoder("pixels", input_size=24, crop_pct=1.0)
+    assert (enc.preprocess.input_size, enc.preprocess.resize_size) == (24, 24)
+    assert enc.name == "pixels-16@24px"
     native = load_encoder("effnet-lite0", input_size=224)
     assert (native.preprocess.input_size, native.preprocess.resize_size, native.name) == (224, 255, "effnet-lite0@224px")
     other_norm = load_encoder("pixels", mean=(0.5, 0.5, 0.5))
-    assert other_norm.name.startswith("pixels-32@pp-")
+    assert other_norm.name.startswith("pixels-16@pp-")
 
 
 def test_demo_encoder_is_pretrained_efficientnet_lite0():

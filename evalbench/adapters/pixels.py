@@ -16,7 +16,7 @@ class PixelsEncoder:
         grayscale: average the channels first (size * size features), which suits grey datasets.
     """
 
-    def __init__(self, size: int = 32, grayscale: bool = False):
+    def __init__(self, size: int = 16, grayscale: bool = False):
         self.size = int(size)
         self.grayscale = bool(grayscale)
         self.name = f"pixels-{self.size}" + ("-gray" if self.grayscale else "")
