@@ -1,32 +1,35 @@
 """evalbench: evaluate frozen pretrained encoders with cached features and faithful protocols."""
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .adapters import load_encoder  # noqa: E402  (light: backends import lazily)
-from .adapters.base import Encoder, Preprocess  # noqa: E402
-from .errors import EvalbenchError  # noqa: E402
+# Public names resolve lazily, so `import evalbench` and `evalbench --help` do not pay for torch.
+_LAZY = {
+    "load_encoder": ("evalbench.adapters", "load_encoder"),
+    "Encoder": ("evalbench.adapters.base", "Encoder"),
+    "Preprocess": ("evalbench.adapters.base", "Preprocess"),
+    "EvalbenchError": ("evalbench.errors", "EvalbenchError"),
+    "evaluate": ("evalbench.runner", "evaluate"),
+    "list_tasks": ("evalbench.tasks", "list_tasks"),
+    "list_suites": ("evalbench.tasks", "list_suites"),
+}
 
 
-def evaluate(*args, **kwargs):
-    """Evaluate a model on tasks or a suite; returns a pandas DataFrame (see evalbench.runner.evaluate)."""
-    from .runner import evaluate as _evaluate
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    return _evaluate(*args, **kwargs)
-
-
-def list_tasks():
-    """Registered tasks by name (see evalbench.tasks.list_tasks)."""
-    from .tasks import list_tasks as _list
-
-    return _list()
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'evalbench' has no attribute {name!r}")
 
 
-def list_suites():
-    """Registered suites and their task names."""
-    from .tasks import list_suites as _list
-
-    return _list()
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = ["evaluate", "load_encoder", "list_tasks", "list_suites", "Encoder", "Preprocess", "EvalbenchError", "__version__"]
