@@ -47,15 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
                          "recomputed on a rerun, so an interrupted run resumes where it stopped.")
     m = run.add_argument_group("model")
     m.add_argument("--model", required=True, metavar="SPEC",
-                   help="pixels[:SIZE] | effnet-lite0 (alias demo) | torchvision:ARCH | PATH (.pt/.pth/.safetensors, with --arch) | package.module:attr | an entry-point name")
+                   help="pixels[:SIZE] | effnet-lite0 (alias demo) | torchvision:ARCH | timm:NAME[.TAG] | hf:ID (hub id or local dir) | "
+                   "PATH (.pt/.pth/.pth.tar/.safetensors research checkpoint, with --arch) | package.module:attr | an entry-point name")
     m.add_argument("--arch", help="architecture for a checkpoint PATH: a torchvision name (resnet50) or timm:NAME")
-    m.add_argument("--weights", help="torchvision weights tag (default: DEFAULT), e.g. IMAGENET1K_V1")
-    m.add_argument("--random-init", action="store_true", help="evaluate the untrained architecture on purpose (torchvision:ARCH only)")
+    m.add_argument("--weights", help="torchvision weights tag (default: DEFAULT), e.g. IMAGENET1K_V1; for hf:ID a hub revision")
+    m.add_argument("--random-init", action="store_true", help="evaluate the untrained architecture on purpose (torchvision:ARCH, timm:NAME)")
+    m.add_argument("--checkpoint-key", metavar="KEY",
+                   help="take the state dict from this checkpoint key (dotted for nesting), e.g. student for a DINO checkpoint")
+    m.add_argument("--trust-checkpoint", action="store_true",
+                   help="load a checkpoint with weights_only=False: code inside it can run; only for files you trust (recorded)")
     m.add_argument("--name", help="name for results and leaderboards (default: derived from the model)")
     m.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip conv-BN fusion and channels_last")
+    f = run.add_argument_group("features (default: the model's own pooling)")
+    f.add_argument("--layer", help="intermediate layer: blocks.N on ViTs, a module name (layer3, stages.2) on CNNs")
+    f.add_argument("--pool", help="ViT: cls, mean, cls+mean, lastN, lastN+avg (e.g. last4); CNN: avg; hf: pooled; "
+                   "comma-separate several to extract them in one pass (each cached and reported separately)")
+    f.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="extraction precision (autocast); default fp32, "
+                   "reduced precision is much slower on most CPUs")
     p = run.add_argument_group("preprocessing overrides (default: the model's own)")
     p.add_argument("--input-size", type=int, help="crop size fed to the model")
     p.add_argument("--crop-pct", type=float, help="input size / resize size (e.g. 0.875)")
+    p.add_argument("--resize", type=int, help="shorter side before the centre crop (instead of --crop-pct)")
     p.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"])
     p.add_argument("--mean", type=_floats3, help="three numbers, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", type=_floats3, help="three numbers, e.g. 0.229,0.224,0.225")
@@ -65,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--protocols", nargs="+", metavar="ID", help="run only these protocol ids (e.g. linear knn)")
     w.add_argument("--seed", type=int, default=0, help="seed for every random choice in the protocols (default 0)")
     w.add_argument("--force", action="store_true", help="recompute results that already exist (features still come from the cache)")
+    w.add_argument("--allow-missing", action="store_true",
+                   help="score the tasks whose data is here and skip the rest (suite means are then marked partial)")
     io = run.add_argument_group("files")
     io.add_argument("--output", default="results", help="results directory (default: results)")
     io.add_argument("--cache-dir", help="feature cache (default: $EVALBENCH_HOME/cache, else $XDG_CACHE_HOME/evalbench)")
@@ -77,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("-o", "--output", help="write the markdown here (default: print it)")
     lb.add_argument("--metric", default="top1", help="metric to rank by (default top1)")
     lb.add_argument("--title", default="evalbench leaderboard")
+
+    data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    st = data_sub.add_parser("status", help="per task: data route, split variant, counts, class coverage")
+    st.add_argument("suite", choices=["vtab"], help="the suite to inspect")
+    st.add_argument("--data-root", help="where datasets live (default: $EVALBENCH_DATA)")
+    st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these export folder names (e.g. cifar dtd)")
+    pr = data_sub.add_parser("prepare", help="download what can be downloaded; print the manual steps for the rest")
+    pr.add_argument("suite", choices=["vtab"], help="the suite to prepare")
+    pr.add_argument("--root", required=True, help="the data root to fill (then pass it as --data-root or $EVALBENCH_DATA)")
+    pr.add_argument("--tasks", nargs="+", metavar="TASK", help="only these export folder names (e.g. cifar dtd)")
 
     sub.add_parser("tasks", help="list registered tasks, their data and protocols").add_argument(
         "--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
@@ -91,11 +116,13 @@ def _cmd_run(args, console) -> int:
 
     summary = RunSummary()
     model_options = {k: getattr(args, k) for k in ("arch", "weights", "random_init", "input_size", "crop_pct",
-                                                    "interpolation", "mean", "std", "optimize")}
+                                                    "interpolation", "mean", "std", "optimize", "resize",
+                                                    "checkpoint_key", "trust_checkpoint", "layer", "pool", "dtype")}
     df = evaluate(args.model, suite=args.suite, tasks=_split_list(args.tasks), output=args.output,
                   cache_dir=args.cache_dir, data_root=args.data_root, protocols=_split_list(args.protocols),
                   batch_size=args.batch_size, seed=args.seed, force=args.force, name=args.name,
-                  progress=args.progress, console=console, summary=summary, **model_options)
+                  progress=args.progress, console=console, summary=summary, allow_missing=args.allow_missing,
+                  **model_options)
     table = Table(title=f"evalbench results: {df['model'].iloc[0] if len(df) else args.model}")
     for col in ("task", "protocol", "top1", "top5", "mean per class", "status"):
         table.add_column(col, justify="right" if col in ("top1", "top5", "mean per class") else "left")
@@ -103,17 +130,33 @@ def _cmd_run(args, console) -> int:
     for _, r in df.iterrows():
         table.add_row(r["task"], r["protocol"], fmt(r["top1"]), fmt(r["top5"]), fmt(r["mean_per_class"]), r["status"])
     console.print(table)
+    _print_suite_means(args, df, summary, console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
                   f"results: {len(summary.computed)} computed, {len(summary.skipped)} already up to date; written under {args.output}/")
     return 0
 
 
+def _print_suite_means(args, df, summary, console) -> None:
+    """Suite and group means after a run over a grouped suite (VTAB), partial when tasks were skipped."""
+    from .leaderboard import group_summary, suite_task_groups
+    from .tasks import list_tasks
+
+    if summary.missing:
+        console.print(f"[yellow]skipped for lack of data ({len(summary.missing)}):[/] {', '.join(summary.missing)}")
+    groups = suite_task_groups(list_tasks().values()).get(args.suite or "")
+    if groups and len(df):
+        for line in group_summary(df.to_dict("records"), groups):
+            console.print(f"{args.suite} {line}")
+
+
 def _cmd_leaderboard(args, console) -> int:
-    from .leaderboard import render_markdown
+    from .leaderboard import render_markdown, suite_task_groups
     from .results import iter_results
+    from .tasks import list_tasks
 
     records = iter_results(args.results)
-    text = render_markdown(records, args.results, metric=args.metric, title=args.title)
+    text = render_markdown(records, args.results, metric=args.metric, title=args.title,
+                           suite_tasks=suite_task_groups(list_tasks().values()))
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +191,43 @@ def _cmd_tasks(args, console) -> int:
     return 0
 
 
+def _cmd_data(args, console) -> int:
+    from rich.table import Table
+
+    from .data.vtab import prepare, status_rows
+    from .data.vtab_tasks import VTAB_TASKS
+    from .errors import UnknownNameError
+
+    tasks = _split_list(args.tasks)
+    for t in tasks or []:
+        if t not in VTAB_TASKS:
+            raise UnknownNameError("VTAB task folder", t, VTAB_TASKS)
+    if args.data_command == "prepare":
+        for line in prepare(args.root, tasks):
+            console.print(line, highlight=False, soft_wrap=True)
+        return 0
+    table = Table(title="VTAB-1k data")
+    for col in ("task", "group", "route", "split variant", "counts", "classes covered", "where / notes"):
+        table.add_column(col)
+    warnings = 0
+    for r in status_rows(args.data_root, tasks):
+        counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
+        cover = ", ".join(f"{k} {v}/{r['classes']}" for k, v in r["coverage"].items())
+        notes = [r["where"]] if r["where"] else []
+        notes += [f"[yellow]warning:[/] {w}" for w in r["warnings"]]
+        warnings += len(r["warnings"])
+        if r["route"] is None:
+            notes.append(f"source route: {r['source_route']}")
+        table.add_row(r["task"], r["group"], r["route"] or "[red]missing[/]", r["variant"] or "–", counts, cover, "\n".join(notes))
+    console.print(table)
+    from .data.vtab1k import LAYOUT
+
+    console.print(f"{warnings} warning(s). Community export layout: {LAYOUT} (<root> = --data-root or $EVALBENCH_DATA). "
+                  "`evalbench data prepare vtab --root DIR` downloads what it can and prints the manual steps.",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
 def _cmd_suites(args, console) -> int:
     from .tasks import list_suites
 
@@ -167,7 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     console = Console(stderr=False)
     err = Console(stderr=True)
-    handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites}
+    handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data}
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
@@ -19,37 +19,94 @@ def _model_label(record: dict[str, Any], fingerprints_per_name: dict[str, set]) 
     return name
 
 
-def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1") -> dict[str, pd.DataFrame]:
+def _table_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Protocol id and version, grouped suite and split variant: results that never share a table."""
+    task = r["task"]
+    suite = (task.get("suites") or [""])[0] if task.get("group") else ""
+    variant = (task.get("dataset") or {}).get("split_variant") or ""
+    return r["protocol"]["id"], str(r["protocol"]["version"]), suite, variant
+
+
+def _table_name(pid: str, pver: str, suite: str, variant: str) -> str:
+    name = f"{pid} (protocol v{pver})"
+    if suite:
+        name = f"{suite}: {name}"
+    return name + (f", split variant {variant}" if variant else "")
+
+
+def group_columns(df: pd.DataFrame, col_group: dict[str, str], expected: Sequence[str] = ()) -> pd.DataFrame:
+    """Order task columns by group and add `<group> mean` columns and the overall `mean`.
+
+    Args:
+        df: rows are models, columns are tasks.
+        col_group: task column -> group name (groups appear in first-seen order).
+        expected: task columns the suite defines; absent ones become empty columns so the means
+            of models that lack them are flagged partial.
+    Returns:
+        The table with columns [group tasks..., "<group> mean", ...] + ["mean", "complete"];
+        `mean` is the unweighted mean over all tasks (VTAB's headline), not a mean of group means.
+    """
+    for col in expected:
+        if col not in df.columns:
+            df[col] = float("nan")
+    task_cols = list(df.columns)
+    groups = list(dict.fromkeys(col_group[c] for c in task_cols))
+    ordered, tasks = [], []
+    for g in groups:
+        cols = sorted(c for c in task_cols if col_group[c] == g)
+        tasks += cols
+        df[f"{g} mean"] = df[cols].mean(axis=1, skipna=True)
+        ordered += cols + [f"{g} mean"]
+    df = df[ordered].copy()
+    df["mean"] = df[tasks].mean(axis=1, skipna=True)
+    df["complete"] = df[tasks].notna().all(axis=1)
+    df.attrs["groups"] = {g: sorted(c for c in tasks if col_group[c] == g) for g in groups}
+    return df
+
+
+def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
+                       suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> dict[str, pd.DataFrame]:
     """One table per protocol (id and version): rows are models, columns are tasks, plus `mean`.
 
     A column is a (task, task version) pair, so results of different task or protocol versions
     never share a column. `mean` is the unweighted mean over the columns a model has; a model
     missing some columns gets a partial mean, flagged in the `complete` column.
+
+    Results whose tasks carry a group (VTAB: natural, specialized, structured) get their own table
+    per suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
+    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
     """
     records = [r for r in records if metric in r.get("metrics", {})]
     fingerprints: dict[str, set] = defaultdict(set)
     for r in records:
         fingerprints[r["model"]["name"]].add(json.dumps(r["model"].get("fingerprint", {}), sort_keys=True, default=str))
-    by_protocol: dict[tuple[str, str], list] = defaultdict(list)
+    by_protocol: dict[tuple[str, str, str, str], list] = defaultdict(list)
     for r in records:
-        by_protocol[(r["protocol"]["id"], str(r["protocol"]["version"]))].append(r)
+        by_protocol[_table_key(r)].append(r)
     tables = {}
-    for (pid, pver), recs in sorted(by_protocol.items()):
+    for (pid, pver, suite, variant), recs in sorted(by_protocol.items()):
         versions = defaultdict(set)
         for r in recs:
             versions[r["task"]["name"]].add(str(r["task"]["version"]))
         cells: dict[str, dict[str, float]] = defaultdict(dict)
+        col_group: dict[str, str] = {}
         for r in recs:
             t = r["task"]["name"]
             col = t if len(versions[t]) == 1 else f"{t} (v{r['task']['version']})"
             cells[_model_label(r, fingerprints)][col] = float(r["metrics"][metric])
+            col_group[col] = r["task"].get("group") or ""
         df = pd.DataFrame.from_dict(cells, orient="index")
-        df = df[sorted(df.columns)]
-        df["mean"] = df.mean(axis=1, skipna=True)
-        df["complete"] = df.drop(columns="mean").notna().all(axis=1)
+        if suite:
+            expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
+            col_group.update(expected)
+            df = group_columns(df, col_group, list(expected))
+        else:
+            df = df[sorted(df.columns)]
+            df["mean"] = df.mean(axis=1, skipna=True)
+            df["complete"] = df.drop(columns="mean").notna().all(axis=1)
         df = df.sort_values(["complete", "mean"], ascending=[False, False], kind="stable")
         df.index.name = "model"
-        tables[f"{pid} (protocol v{pver})"] = df
+        tables[_table_name(pid, pver, suite, variant)] = df
     return tables
 
 
@@ -57,9 +114,10 @@ def _fmt(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.2f}"
 
 
-def render_markdown(records: Sequence[dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard") -> str:
-    """The leaderboard as markdown: a generated-file header, then one table per protocol."""
-    tables = leaderboard_tables(records, metric)
+def render_markdown(records: Sequence[dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard",
+                    suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> str:
+    """The leaderboard as markdown: a generated-file header, then one table per protocol (and grouped suite)."""
+    tables = leaderboard_tables(records, metric, suite_tasks)
     lines = [
         f"<!-- Generated by `evalbench leaderboard` (evalbench {__version__}); do not edit by hand. -->",
         f"# {title}",
@@ -72,13 +130,54 @@ def render_markdown(records: Sequence[dict[str, Any]], sources: Sequence[str], m
         lines.append("No results found.")
     for name, df in tables.items():
         lines += [f"## {name}", ""]
+        for g, cols in df.attrs.get("groups", {}).items():
+            lines.append(f"- **{g}** ({len(cols)} tasks): {', '.join(cols)}")
+        if df.attrs.get("groups"):
+            lines += ["- **mean**: unweighted mean over all tasks; a mean marked (partial) lacks some tasks", ""]
         cols = [c for c in df.columns if c != "complete"]
         lines.append("| model | " + " | ".join(cols) + " |")
         lines.append("|---|" + "---:|" * len(cols))
         for model, row in df.iterrows():
             vals = [_fmt(row[c]) for c in cols]
+            for g, tasks in df.attrs.get("groups", {}).items():
+                if row[tasks].isna().any() and row[tasks].notna().any():
+                    vals[cols.index(f"{g} mean")] += " (partial)"
             if not row["complete"]:
                 vals[-1] += " (partial)"
             lines.append(f"| {model} | " + " | ".join(vals) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = "top1") -> list[str]:
+    """One line per protocol: the mean over a grouped suite's tasks and each group's mean, partial when tasks lack.
+
+    Args:
+        rows: dicts with task, protocol and the metric (e.g. the rows `evaluate` returns).
+        task_groups: every task of the suite -> its group (what a complete run covers).
+    """
+    by_protocol: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if r["task"] in task_groups and r.get(metric) is not None and r[metric] == r[metric]:
+            by_protocol[r["protocol"]][r["task"]] = float(r[metric])
+    lines = []
+    for pid, scores in sorted(by_protocol.items()):
+        def mean_of(tasks: list[str]) -> str:
+            got = [scores[t] for t in tasks if t in scores]
+            if not got:
+                return "–"
+            return f"{sum(got) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" (partial: {len(got)} of {len(tasks)} tasks)")
+        groups = list(dict.fromkeys(task_groups.values()))
+        parts = [f"{g} {mean_of([t for t, tg in task_groups.items() if tg == g])}" for g in groups]
+        lines.append(f"{pid}: mean {mean_of(list(task_groups))}; " + "; ".join(parts))
+    return lines
+
+
+def suite_task_groups(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """suite -> {task: group} for every suite whose tasks carry groups (from TaskSpec-like objects)."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for t in tasks:
+        if t.group:
+            for suite in t.suites:
+                out[suite][t.name] = t.group
+    return dict(out)

@@ -14,6 +14,8 @@ from .adapters.base import Encoder, check_encoder
 from .cache import FeatureCache
 from .data import make_source
 from .data.splits import resolve_splits
+from .data.task_preprocess import task_encoder
+from .errors import DataUnavailableError
 from .extract import extract_features
 from .protocols import get_protocol
 from .protocols.base import FeatureSplit, FeatureSplits
@@ -29,6 +31,7 @@ class RunSummary:
     reused: int = 0
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # tasks left out for lack of data (--allow-missing)
 
 
 def _now() -> str:
@@ -87,6 +90,7 @@ def evaluate(
     progress: bool = True,
     console=None,
     summary: Optional[RunSummary] = None,
+    allow_missing: bool = False,
     **model_options: Any,
 ) -> pd.DataFrame:
     """Evaluate one encoder on a suite or a list of tasks; write one result JSON per (task, protocol).
@@ -100,6 +104,8 @@ def evaluate(
         protocols: run only these protocol ids.
         force: recompute results even when a matching record exists (features still come from the cache).
         name: the model's name in results and leaderboards (default: the encoder's own).
+        allow_missing: score the tasks whose data is here and list the others in summary.missing,
+            instead of refusing the whole run.
         **model_options: passed to `load_encoder` (arch, random_init, input_size, ...).
 
     Returns:
@@ -112,7 +118,17 @@ def evaluate(
     if isinstance(model, str):
         spec, encoder = model, load_encoder(model, **model_options)
     else:
-        spec, encoder = f"object:{type(model).__module__}.{type(model).__qualname__}", check_encoder(model, "the encoder object")
+        spec = getattr(model, "spec", None) or f"object:{type(model).__module__}.{type(model).__qualname__}"
+        encoder = check_encoder(model, "the encoder object")
+    if len(getattr(encoder, "pools", ())) > 1 and hasattr(encoder, "variants"):
+        # several feature choices (--pool cls,mean,last4): one evaluation each, with its own name, cache
+        # entries and records; extract.py fills every variant's cache entry from one forward pass
+        if name:
+            encoder.name, name = name, None
+        return pd.concat([evaluate(v, suite, tasks, output=output, cache_dir=cache_dir, data_root=data_root,
+                                   protocols=protocols, batch_size=batch_size, seed=seed, force=force,
+                                   progress=progress, console=console, summary=summary, allow_missing=allow_missing)
+                          for v in encoder.variants()], ignore_index=True)
     if name:
         encoder.name = name
     slug = slugify(encoder.name)
@@ -123,13 +139,24 @@ def evaluate(
 
     # Check every task's data and protocol settings before any extraction, so a mistake in the
     # last task does not surface after an hour of work.
-    plans = []
+    plans, missing = [], []
     for task in task_specs:
         source = make_source(task.source, task.source_options, data_root=data_root)
-        pools = source.load()
+        try:
+            pools = source.load()
+        except DataUnavailableError as exc:
+            missing.append((task.name, str(exc)))
+            continue
         splits = resolve_splits(task.splits, pools, task.path)
         entries = [e for e in task.protocols if not protocols or e.id in protocols or e.name in protocols]
         plans.append((task, source, pools, splits, [(e, get_protocol(e.name, e.params)) for e in entries]))
+    if missing and not allow_missing:
+        if len(missing) == 1 and len(task_specs) == 1:
+            raise DataUnavailableError(missing[0][1])
+        raise DataUnavailableError(
+            f"{len(missing)} of {len(task_specs)} tasks have no data here (pass --allow-missing to score the rest): "
+            + " | ".join(f"{name}: {msg}" for name, msg in missing))
+    summary.missing.extend(name for name, _ in missing)
     if protocols and not any(p[4] for p in plans):
         known = sorted({e.id for t in task_specs for e in t.protocols})
         from .errors import UnknownNameError
@@ -140,10 +167,14 @@ def evaluate(
     with _progress(progress, console) as bar:
         for task, source, pools, splits, runs in plans:
             todo = []
+            task_enc = task_encoder(encoder, task.preprocess)  # VTAB: no centre crop; recorded below
+            task_model = {**model_rec, "preprocess": task_enc.preprocess.to_dict()}
+            if task.preprocess:
+                task_model["preprocess_override"] = dict(task.preprocess)
             for entry, proto in runs:
                 path = result_path(output, slug, task.name, entry.id)
                 existing = None if force else read_result(path) if path.exists() else None
-                if _is_current(existing, model_rec, task, proto, entry.params, seed):
+                if _is_current(existing, task_model, task, proto, entry.params, seed):
                     summary.skipped.append(f"{task.name}/{entry.id}")
                     rows.append(_row(existing, path, "reused"))
                 else:
@@ -154,7 +185,7 @@ def evaluate(
             feats, split_sizes = {}, {}
             for split_name, (pool_name, idx) in splits.items():
                 identity = {**source.identity(), "pool": pool_name, "pool_sha256": pools[pool_name].digest()}
-                got = extract_features(encoder, pools[pool_name], idx, identity, cache, batch_size=batch_size,
+                got = extract_features(task_enc, pools[pool_name], idx, identity, cache, batch_size=batch_size,
                                        progress=bar, description=f"extract {task.name}/{split_name}")
                 summary.extracted += got.extracted
                 summary.reused += len(idx) - got.extracted
@@ -170,10 +201,11 @@ def evaluate(
                 outcome = proto.evaluate(fsplits, seed=seed, progress=bar)
                 record = {
                     "schema_version": SCHEMA_VERSION,
-                    "model": model_rec,
+                    "model": task_model,
                     "task": {"name": task.name, "version": task.version, "dataset": source.identity(),
                              "splits": split_sizes, "split_definition": task.splits, "num_classes": num_classes,
-                             "file": Path(task.path).name},
+                             "file": Path(task.path).name, "group": task.group or None,
+                             "suites": list(task.suites)},
                     "protocol": {"id": entry.id, "name": proto.name, "version": proto.version,
                                  "requested": entry.params, "params": outcome.params},
                     "metrics": outcome.metrics,
@@ -192,6 +224,7 @@ def evaluate(
 
 def _row(record: dict, path: Path, status: str) -> dict[str, Any]:
     m = record["metrics"]
-    return {"model": record["model"]["name"], "task": record["task"]["name"], "protocol": record["protocol"]["id"],
+    return {"model": record["model"]["name"], "task": record["task"]["name"], "group": record["task"].get("group"),
+            "protocol": record["protocol"]["id"],
             "top1": m.get("top1"), "top5": m.get("top5"), "mean_per_class": m.get("mean_per_class"),
             "status": status, "path": str(path)}

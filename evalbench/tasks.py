@@ -13,7 +13,10 @@ import yaml
 
 from .errors import ConfigError, UnknownNameError
 
-TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "protocols", "include", "citation", "license"}
+TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "protocols", "include", "citation", "license",
+             "group", "preprocess"}
+# `preprocess` is the one task-level override a protocol may demand (VTAB: no centre crop)
+PREPROCESS_KEYS = {"resize", "crop"}
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_KEYS = {"pool", "size", "seed"}
 PARTITION_KEYS = {"pool", "sizes", "seed"}
@@ -43,6 +46,8 @@ class TaskSpec:
     path: str
     citation: str = ""
     license: str = ""
+    group: str = ""  # the task's group inside its suite (VTAB: natural, specialized, structured)
+    preprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_val(self) -> bool:
@@ -141,6 +146,14 @@ def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
     if not isinstance(dataset, dict) or "source" not in dataset:
         raise ConfigError(f"{path}: 'dataset' needs a 'source' (e.g. {{source: bundled, name: fashion-mnist-mini}})")
     suites = data.get("suites", [])
+    preprocess = data.get("preprocess") or {}
+    if not isinstance(preprocess, dict):
+        raise ConfigError(f"{path}: 'preprocess' must be a mapping such as {{resize: 224, crop: false}}")
+    _unknown_keys(set(preprocess), PREPROCESS_KEYS, f"{path} preprocess")
+    if preprocess.get("crop", False) is not False:
+        raise ConfigError(f"{path}: preprocess.crop can only be false (the encoder's own crop is the default)")
+    if "resize" in preprocess and (not isinstance(preprocess["resize"], int) or preprocess["resize"] <= 0):
+        raise ConfigError(f"{path}: preprocess.resize must be a positive integer, got {preprocess['resize']!r}")
     return TaskSpec(
         name=str(data["name"]),
         version=str(data["version"]),
@@ -153,6 +166,8 @@ def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
         path=path,
         citation=str(data.get("citation", "")).strip(),
         license=str(data.get("license", "")).strip(),
+        group=str(data.get("group", "")),
+        preprocess=dict(preprocess),
     )
 
 

@@ -122,3 +122,41 @@ def test_ridge_matches_closed_form_reference():
     assert np.allclose(wide.coef_, ref8.coef_.T, atol=1e-8)
     out = get_protocol("ridge", {}).evaluate(s)
     assert out.metrics["top1"] > 80 and out.params["l2"] == 1024.0
+
+
+@pytest.mark.parametrize("ways,shots,dim", [(5, 1, 24), (5, 5, 24), (5, 5, 6), (2, 3, 24)],
+                         ids=["5w1s", "5w5s", "5w5s-fewer-dims-than-support", "2w3s-binary"])
+def test_batched_logreg_matches_per_episode_sklearn(ways, shots, dim):
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from evalbench.protocols.batched_logreg import fit_predict_logreg
+    from evalbench.protocols.knn import l2_normalize
+
+    rng = np.random.default_rng(ways * 10 + shots)
+    y = np.repeat(np.arange(12), 25)
+    X = (rng.normal(size=(12, dim))[y] * 0.5 + rng.normal(size=(len(y), dim))).astype(np.float32)
+    Z = l2_normalize(X)
+    _, sup, qry = sample_episodes(y, ways, shots, 15, 40, seed=0)
+    Zt = torch.from_numpy(Z.astype(np.float64))
+    ys = np.repeat(np.arange(ways), shots)
+    pred = fit_predict_logreg(Zt[torch.from_numpy(sup.reshape(40, -1))], torch.from_numpy(ys).expand(40, -1),
+                              Zt[torch.from_numpy(qry.reshape(40, -1))], ways).numpy()
+    ref = np.stack([LogisticRegression(C=1.0, max_iter=1000).fit(Z[sup[e].ravel()], ys).predict(Z[qry[e].ravel()])
+                    for e in range(40)])
+    assert np.mean(pred == ref) >= 0.99
+
+
+def test_episodic_logreg_protocol_matches_sklearn_loop():
+    from sklearn.linear_model import LogisticRegression
+
+    s = _splits(n_train=120, n_test=240, classes=8)
+    out = get_protocol("episodic-logreg", {"episodes": 30, "shots": 2}).evaluate(s, seed=2)
+    _, sup, qry = sample_episodes(s.test.y, 5, 2, 15, 30, seed=2)
+    Z = s.test.X / np.linalg.norm(s.test.X, axis=1, keepdims=True)
+    ys, yq = np.repeat(np.arange(5), 2), np.repeat(np.arange(5), 15)
+    accs = [100 * np.mean(LogisticRegression(C=1.0, max_iter=1000).fit(Z[sup[e].ravel()], ys)
+                          .predict(Z[qry[e].ravel()]) == yq) for e in range(30)]
+    # >= 99% identical predictions bound the per-episode mean difference by 1 point.
+    assert abs(out.metrics["top1"] - np.mean(accs)) <= 1.0
+    assert out.details["episode_top1_first_20"] == pytest.approx(accs[:20], abs=100 / 75 + 1e-9) and out.params["C"] == 1.0

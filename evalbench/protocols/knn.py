@@ -1,10 +1,10 @@
-"""KNNProbe: DINO-style weighted k-NN on cosine similarity, one faiss search serving every k."""
+"""KNNProbe: DINO-style weighted k-NN on cosine similarity, one exact search serving every k."""
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
-import faiss
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
@@ -14,6 +14,21 @@ from .metrics import accuracy, mean_per_class
 
 #: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
 TIE_MARGIN = 16
+
+#: Similarity-block budget (floats) of the torch backend: bounds memory at 128 MB per
+#: block whatever the train size, and keeps the matmul large enough to run at full speed.
+BLOCK_FLOATS = 2 ** 25
+
+BACKENDS = ("auto", "faiss", "torch")
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'torch': a chunked torch matmul + topk measured 4-5x faster than faiss
+    IndexFlatIP on this kind of CPU (the faiss-cpu wheel bundles an OpenBLAS 0.3.15 whose
+    sgemm runs far below MKL's; benchmarks/bench_knn.py). Both are exact searches."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return "torch" if backend == "auto" else backend
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
@@ -40,11 +55,12 @@ def _lexsort_rows(sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
 class KNNProbe(ClassifierMixin, BaseEstimator):
     """Weighted k-NN classifier (DINO eval_knn): votes exp(sim / T) over the k most similar.
 
-    Similarity is the inner product of L2-normalised float32 features (faiss IndexFlatIP,
-    exact). Deterministic ties: neighbours of equal similarity are taken in increasing
-    train index (faiss keeps the earlier index on ties; we re-sort to make that explicit),
-    votes are accumulated neighbour by neighbour in that order, and equal class votes go
-    to the smaller class index.
+    Similarity is the inner product of L2-normalised float32 features, searched exactly
+    (torch matmul + topk, or faiss IndexFlatIP). Deterministic ties, whatever the backend:
+    neighbours of equal similarity are taken in increasing train index (the search returns
+    a few extra candidates, re-sorted canonically; rows whose boundary tie group runs past
+    them are re-ranked against the whole train set), votes are accumulated neighbour by
+    neighbour in that order, and equal class votes go to the smaller class index.
 
     Args:
         k: neighbours used by predict / predict_proba (capped at the train size).
@@ -52,15 +68,18 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         ks: every k scored by ``scores_for_ks`` from one search at max(ks).
         normalize: L2-normalise features (cosine similarity); False = raw inner product.
         chunk_size: queries per search, to bound memory.
+        backend: "auto" (= "torch", the fastest exact search measured here), "torch"
+            (blocked matmul + topk) or "faiss" (IndexFlatIP).
     """
 
     def __init__(self, k: int = 20, temperature: float = 0.07, ks: Iterable[int] = (10, 20, 100, 200),
-                 normalize: bool = True, chunk_size: int = 4096):
+                 normalize: bool = True, chunk_size: int = 4096, backend: str = "auto"):
         self.k = k
         self.temperature = temperature
         self.ks = ks
         self.normalize = normalize
         self.chunk_size = chunk_size
+        self.backend = backend
 
     def fit(self, X, y):
         """Index the training features.
@@ -75,13 +94,20 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        self.backend_ = resolve_backend(self.backend)
         X, y = check_X_y(X, y, dtype=np.float32)
         check_classification_targets(y)
         self.classes_, self._y_idx = np.unique(y, return_inverse=True)
         self.n_features_in_ = X.shape[1]
         Xn = l2_normalize(X) if self.normalize else np.ascontiguousarray(X, dtype=np.float32)
-        self.index_ = faiss.IndexFlatIP(X.shape[1])
-        self.index_.add(Xn)
+        if self.backend_ == "faiss":
+            import faiss  # optional: only this backend needs it
+
+            self.index_ = faiss.IndexFlatIP(X.shape[1])
+            self.index_.add(Xn)
+        else:
+            # torch wants writable memory; a read-only (memory-mapped) cache array is copied.
+            self.index_ = torch.from_numpy(Xn if Xn.flags.writeable else Xn.copy())
         self._X = Xn  # for exact re-ranking of rows with ties at the k-th neighbour
         self.n_train_ = X.shape[0]
         return self
@@ -101,7 +127,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
         k = min(self.k if k is None else int(k), self.n_train_)
-        # Search a few extra neighbours: faiss may return any of several train points with
+        # Search a few extra neighbours: the search may return any of several train points with
         # the same similarity as the k-th, so the tie group at the boundary must be seen
         # whole to take the smallest indices; rows where it runs past the margin are
         # re-ranked exactly against the full train set.
@@ -110,7 +136,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         for start in range(0, X.shape[0], self.chunk_size):
             q = X[start:start + self.chunk_size]
             q = l2_normalize(q) if self.normalize else np.ascontiguousarray(q)
-            s, i = canonical_order(*self.index_.search(q, kk))
+            s, i = canonical_order(*self._search(q, kk))
             if kk < self.n_train_:
                 for r in np.flatnonzero(s[:, kk - 1] >= s[:, k - 1]):
                     full = self._X @ q[r]
@@ -121,6 +147,19 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         if not sims:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         return np.concatenate(sims), np.concatenate(idx)
+
+    def _search(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kk largest similarities (any order, any choice among ties) and their indices."""
+        if self.backend_ == "faiss":
+            return self.index_.search(q, kk)
+        block = max(1, min(len(q), BLOCK_FLOATS // max(1, self.n_train_)))
+        qt = torch.from_numpy(q if q.flags.writeable else q.copy())
+        sims = np.empty((len(q), kk), np.float32)
+        idx = np.empty((len(q), kk), np.int64)
+        for start in range(0, len(q), block):
+            s, i = torch.topk(torch.mm(qt[start:start + block], self.index_.T), kk, dim=1)
+            sims[start:start + block], idx[start:start + block] = s.numpy(), i.numpy()
+        return sims, idx
 
     def _votes(self, sims: np.ndarray, idx: np.ndarray, ks: list[int]):
         """Yield (k, votes (n, n_classes) float64) for each k in increasing order."""

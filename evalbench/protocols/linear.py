@@ -179,8 +179,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             sols[logc], accs[logc] = theta, acc
             self.search_log_.append({
                 "C": float(10.0 ** logc), "val_top1": acc, "stage": stage,
-                "n_iter": info.n_iter, "converged": info.converged,
-                "seconds": round(time.perf_counter() - t0, 3),
+                "n_iter": info.n_iter, "n_evals": info.n_evals, "stop": info.stop_reason,
+                "converged": info.converged, "seconds": round(time.perf_counter() - t0, 3),
             })
             tick()
             return acc

@@ -110,6 +110,7 @@ class KNNProtocol(Protocol):
         ticker = Ticker(progress, "k-NN", 1)
         X, y = _train_plus_val(splits)
         probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"]).fit(X, y)
+        search = f"exact, {probe.backend_} backend" + (" (blocked torch.mm + topk)" if probe.backend_ == "torch" else " (faiss IndexFlatIP)")
         by_k = probe.scores_for_ks(splits.test.X, splits.test.y)
         ticker.advance()
         ticker.done()
@@ -124,8 +125,8 @@ class KNNProtocol(Protocol):
         params.update(
             ks_effective={k: min(k, len(y)) for k in p["ks"]},
             fit_on="train+val",
-            similarity="inner product of L2-normalised float32 features (faiss IndexFlatIP, exact)"
-            if p["normalize"] else "raw inner product (faiss IndexFlatIP, exact)",
+            similarity=("inner product of L2-normalised float32 features" if p["normalize"]
+                        else "raw inner product") + f" ({search})",
             vote="sum of exp(sim / T) per class",
             ties="equal similarity -> smaller train index first; equal votes -> smaller class",
             reference="facebookresearch/dino eval_knn.py",

@@ -1,0 +1,97 @@
+"""The 19 VTAB-1k tasks: export folder names, groups, class counts and VTAB's label definitions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnknownNameError
+
+OFFICIAL = "vtab-1k-official"          # the community export of the TFDS slices (train800/val200/test)
+SOURCE_STRATIFIED = "source-stratified"  # our own seeded, stratified 800/200 draw from the source dataset
+PROCEDURAL = "procedural-stratified"     # dSprites rendered in evalbench, seeded stratified 800/200
+GROUPS = ("natural", "specialized", "structured")
+
+
+@dataclass(frozen=True)
+class VtabTask:
+    folder: str           # folder name in the community export (NOAH get_vtab1k.py)
+    group: str
+    num_classes: int
+    source: str           # how route 2 reaches the source data, or why it cannot
+    manual: str = ""      # what a user must do by hand, when anything
+
+
+VTAB_TASKS: dict[str, VtabTask] = {t.folder: t for t in [
+    VtabTask("caltech101", "natural", 102, "none: torchvision's Caltech101 has 101 classes (no BACKGROUND_Google) and no "
+             "official split, so it cannot stand in for TFDS caltech101", "community export only"),
+    VtabTask("cifar", "natural", 100, "torchvision CIFAR100 (train / test)"),
+    VtabTask("dtd", "natural", 47, "torchvision DTD partition 1 (train / val / test)"),
+    VtabTask("oxford_flowers102", "natural", 102, "torchvision Flowers102 (train / val / test)"),
+    VtabTask("oxford_iiit_pet", "natural", 37, "torchvision OxfordIIITPet (trainval / test)"),
+    VtabTask("svhn", "natural", 10, "torchvision SVHN (train / test)"),
+    VtabTask("sun397", "natural", 397, "torchvision SUN397 (no official split: test is a seeded stratified 20%)"),
+    VtabTask("patch_camelyon", "specialized", 2, "torchvision PCAM (train / val / test; needs h5py)"),
+    VtabTask("eurosat", "specialized", 10, "torchvision EuroSAT RGB (one pool: seeded stratified 60/20/20 as VTAB's slices)"),
+    VtabTask("resisc45", "specialized", 45, "none: no torchvision loader", "download NWPU-RESISC45 by hand or use the community export"),
+    VtabTask("diabetic_retinopathy", "specialized", 5, "none: Kaggle download with a login; VTAB uses TFDS config "
+             "btgraham-300 (Graham's preprocessing: scale to a 300 px eye radius, subtract local average colour)",
+             "community export only (its images already carry the btgraham-300 preprocessing)"),
+    VtabTask("clevr_count", "structured", 8, "torchvision CLEVRClassification (train / val as test); label = objects - 3"),
+    VtabTask("clevr_dist", "structured", 6, "torchvision CLEVRClassification files plus CLEVR scene JSON; label = closest "
+             "object depth binned at 8, 8.5, 9, 9.5, 10"),
+    VtabTask("dmlab", "structured", 6, "none: no torchvision loader (TFDS dmlab only)", "community export only"),
+    VtabTask("kitti", "structured", 4, "torchvision Kitti (train; seeded stratified test); label = closest vehicle "
+             "distance binned at 8 and 20 m, class 3 = no vehicle"),
+    VtabTask("dsprites_loc", "structured", 16, "generated in evalbench (dSprites definition); x position 32 -> 16 bins"),
+    VtabTask("dsprites_ori", "structured", 16, "generated in evalbench (dSprites definition); orientation 40 -> 16 bins"),
+    VtabTask("smallnorb_azi", "structured", 18, "none: no torchvision loader", "community export only"),
+    VtabTask("smallnorb_ele", "structured", 9, "none: no torchvision loader", "community export only"),
+]}
+
+
+def vtab_task(folder: str) -> VtabTask:
+    if folder not in VTAB_TASKS:
+        raise UnknownNameError("VTAB task", folder, VTAB_TASKS)
+    return VTAB_TASKS[folder]
+
+
+# --- VTAB's label definitions (google-research/task_adaptation data/*.py), as pure functions ---
+
+def clevr_count_label(num_objects: np.ndarray) -> np.ndarray:
+    """Clevr-Count: number of objects minus 3 (scenes hold 3..10 objects -> 8 classes)."""
+    return np.asarray(num_objects, dtype=np.int64) - 3
+
+
+CLEVR_DIST_THRESHOLDS = np.array([0.0, 8.0, 8.5, 9.0, 9.5, 10.0, 100.0])
+
+
+def clevr_dist_label(closest_depth: np.ndarray) -> np.ndarray:
+    """Clevr-Dist: depth of the closest object; label = max i with threshold[i] < depth (6 classes)."""
+    d = np.asarray(closest_depth, dtype=np.float64)[..., None]
+    return (CLEVR_DIST_THRESHOLDS < d).sum(-1).astype(np.int64) - 1
+
+
+KITTI_THRESHOLDS = np.array([-100.0, 8.0, 20.0, 999.0])
+KITTI_VEHICLES = ("Car", "Van", "Truck")  # TFDS kitti type ids 0, 1, 2
+
+
+def kitti_dist_label(types: list[list[str]], depths: list[list[float]]) -> np.ndarray:
+    """KITTI-Dist: z of the closest Car/Van/Truck (1000 when none) binned at 8 and 20 m; 4 classes."""
+    out = []
+    for ts, zs in zip(types, depths):
+        z = min([float(d) for t, d in zip(ts, zs) if t in KITTI_VEHICLES] + [1000.0])
+        out.append(int((KITTI_THRESHOLDS < z).sum()) - 1)
+    return np.asarray(out, dtype=np.int64)
+
+
+def dsprites_bins(values: np.ndarray, num_original: int, num_classes: int = 16) -> np.ndarray:
+    """dSprites: group neighbouring integer factor values, floor(value / (num_original / num_classes))."""
+    return np.floor(np.asarray(values, dtype=np.float64) / (num_original / num_classes)).astype(np.int64)
+
+
+def smallnorb_label(raw_azimuth: np.ndarray | None = None, raw_elevation: np.ndarray | None = None) -> np.ndarray:
+    """smallNORB: azimuth is stored as 0, 2, ..., 34 (-> 18 classes, value / 2); elevation 0..8 (9 classes)."""
+    if raw_azimuth is not None:
+        return np.asarray(raw_azimuth, dtype=np.int64) // 2
+    return np.asarray(raw_elevation, dtype=np.int64)
