@@ -123,12 +123,16 @@ def _cmd_run(args, console) -> int:
                   batch_size=args.batch_size, seed=args.seed, force=args.force, name=args.name,
                   progress=args.progress, console=console, summary=summary, allow_missing=args.allow_missing,
                   **model_options)
-    table = Table(title=f"evalbench results: {df['model'].iloc[0] if len(df) else args.model}")
-    for col in ("task", "protocol", "top1", "top5", "mean per class", "status"):
+    models = list(dict.fromkeys(df["model"])) if len(df) else [args.model]
+    # several feature choices (--pool a,b) give several models: then each row names its own
+    lead = ["model"] if len(models) > 1 else []
+    table = Table(title=f"evalbench results: {', '.join(models)}")
+    for col in (*lead, "task", "protocol", "top1", "top5", "mean per class", "status"):
         table.add_column(col, justify="right" if col in ("top1", "top5", "mean per class") else "left")
     fmt = lambda v: "–" if v is None or v != v else f"{v:.2f}"  # noqa: E731  (v != v is NaN)
     for _, r in df.iterrows():
-        table.add_row(r["task"], r["protocol"], fmt(r["top1"]), fmt(r["top5"]), fmt(r["mean_per_class"]), r["status"])
+        table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], fmt(r["top1"]), fmt(r["top5"]),
+                      fmt(r["mean_per_class"]), r["status"])
     console.print(table)
     _print_suite_means(args, df, summary, console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
