@@ -1,4 +1,4 @@
-"""Source kind `vtab`: picks a VTAB task's data route (export, procedural, source dataset) and reports on it."""
+"""Source kind `vtab`: picks a VTAB task's data route (export, procedural, source dataset, Hugging Face copy) and reports on it."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -9,19 +9,23 @@ from ..errors import ConfigError, DataUnavailableError
 from .dsprites import TASKS as DSPRITES_TASKS
 from .dsprites import Dsprites
 from .vtab1k import LAYOUT, Vtab1kExport, export_roots
+from .vtab_hf import TASKS as HF_TASKS
+from .vtab_hf import VtabHf, hf_root
 from .vtab_source import VtabSource, source_root
 from .vtab_tasks import VTAB_TASKS, vtab_task
 
-ROUTES = ("export", "procedural", "source")
+ROUTES = ("export", "procedural", "source", "hf")
 
 
 class Vtab:
     """The first available route, in order: the community export (official splits), evalbench's dSprites
-    rendering (dSprites tasks only), the source dataset through torchvision.
+    rendering (dSprites tasks only), the source dataset through torchvision, a Hugging Face Hub copy
+    through `datasets` (evalbench.data.vtab_hf; the only source route for Caltech101, RESISC45,
+    Retinopathy, DMLab and smallNORB).
 
     Args:
         task: the export's folder name (e.g. "cifar", "dsprites_loc").
-        routes: the routes allowed, in order of preference (default: all three).
+        routes: the routes allowed, in order of preference (default: all four).
         seed, image_size, download: passed to the procedural and source routes.
     """
 
@@ -41,6 +45,9 @@ class Vtab:
             elif r == "source" and task not in DSPRITES_TASKS:
                 self.candidates.append(("source", VtabSource(task, data_root=data_root, seed=seed,
                                                              image_size=image_size, download=download)))
+            elif r == "hf" and task in HF_TASKS:
+                self.candidates.append(("hf", VtabHf(task, data_root=data_root, seed=seed, image_size=image_size,
+                                                     download=download)))
         self._chosen = None
 
     def chosen(self):
@@ -68,10 +75,18 @@ class Vtab:
     def load(self):
         c = self.chosen()
         if c is None:
-            downloadable = [s for r, s in self.candidates if r == "source" and s.download and s.supported]
-            if downloadable:  # allowed to download: the source route may fetch it now
-                self._chosen = ("source", downloadable[0])
-                return downloadable[0].load()
+            downloadable = [(r, s) for r, s in self.candidates if r in ("source", "hf") and s.download and s.supported]
+            errors = []
+            for r, s in downloadable:  # allowed to download: the source routes may fetch it now, in order
+                try:
+                    pools = s.load()
+                except DataUnavailableError as exc:
+                    errors.append(str(exc))
+                    continue
+                self._chosen = (r, s)
+                return pools
+            if errors:
+                raise DataUnavailableError("; ".join(errors))
             raise DataUnavailableError(self.missing_message() or f"VTAB task {self.task.folder}: no data route allowed")
         return c[1].load()
 
@@ -106,7 +121,9 @@ def status_rows(data_root: Optional[str], tasks: Optional[list[str]] = None) -> 
 
 
 def prepare(root: str, tasks: Optional[list[str]] = None) -> list[str]:
-    """Download what torchvision can fetch into ROOT/vtab-source; instructions for the rest. One line per task."""
+    """Download what torchvision can fetch into ROOT/vtab-source and what the Hugging Face route can fetch into
+    ROOT/vtab-hf (tried when torchvision has no loader or its download fails); instructions for the rest.
+    One line per dataset tried."""
     lines = [f"community export (official VTAB-1k splits, the default when present): build it with "
              f"ZhangYuanhan-AI/NOAH data/vtab-source/get_vtab1k.py (TFDS) or obtain a copy, and place it as {LAYOUT} "
              f"with <root> = {root}; evalbench looks in {', '.join(str(p) for p in export_roots(root))}"]
@@ -115,7 +132,14 @@ def prepare(root: str, tasks: Optional[list[str]] = None) -> list[str]:
             lines.append(f"{folder}: nothing to download (rendered by evalbench when the export is absent)")
         elif Vtab1kExport(folder, data_root=root).locate():
             lines.append(f"{folder}: community export found; nothing to do")
+        elif VtabSource(folder, data_root=root).supported:
+            line = VtabSource(folder, data_root=root).prepare()
+            lines.append(line)
+            if folder in HF_TASKS and ": ready in " not in line:  # torchvision failed: try the Hub copy too
+                lines.append(VtabHf(folder, data_root=root).prepare())
+        elif folder in HF_TASKS:
+            lines.append(VtabHf(folder, data_root=root).prepare())
         else:
             lines.append(VtabSource(folder, data_root=root).prepare())
-    lines.append(f"source datasets go to {source_root(root)}")
+    lines.append(f"source datasets go to {source_root(root)} (torchvision) and {hf_root(root)} (Hugging Face)")
     return lines

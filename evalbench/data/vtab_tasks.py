@@ -18,35 +18,45 @@ class VtabTask:
     folder: str           # folder name in the community export (NOAH get_vtab1k.py)
     group: str
     num_classes: int
-    source: str           # how route 2 reaches the source data, or why it cannot
+    source: str           # how the source routes (torchvision, Hugging Face) reach the data, or why they cannot
     manual: str = ""      # what a user must do by hand, when anything
 
 
 VTAB_TASKS: dict[str, VtabTask] = {t.folder: t for t in [
-    VtabTask("caltech101", "natural", 102, "none: torchvision's Caltech101 has 101 classes (no BACKGROUND_Google) and no "
-             "official split, so it cannot stand in for TFDS caltech101", "community export only"),
+    VtabTask("caltech101", "natural", 102, "Hugging Face clip-benchmark/wds_vtab-caltech101 (TFDS caltech101, 102 classes "
+             "incl. BACKGROUND_Google; train / test); torchvision's Caltech101 has 101 classes and cannot stand in",
+             "community export, or the Hugging Face download"),
     VtabTask("cifar", "natural", 100, "torchvision CIFAR100 (train / test)"),
     VtabTask("dtd", "natural", 47, "torchvision DTD partition 1 (train / val / test)"),
     VtabTask("oxford_flowers102", "natural", 102, "torchvision Flowers102 (train / val / test)"),
     VtabTask("oxford_iiit_pet", "natural", 37, "torchvision OxfordIIITPet (trainval / test)"),
-    VtabTask("svhn", "natural", 10, "torchvision SVHN (train / test)"),
+    VtabTask("svhn", "natural", 10, "torchvision SVHN (train / test), else Hugging Face clip-benchmark/wds_vtab-svhn"),
     VtabTask("sun397", "natural", 397, "torchvision SUN397 (no official split: test is a seeded stratified 20%)"),
-    VtabTask("patch_camelyon", "specialized", 2, "torchvision PCAM (train / val / test; needs h5py)"),
+    VtabTask("patch_camelyon", "specialized", 2, "torchvision PCAM (train / val / test; needs h5py), else Hugging Face "
+             "clip-benchmark/wds_vtab-pcam (train / test)"),
     VtabTask("eurosat", "specialized", 10, "torchvision EuroSAT RGB (one pool: seeded stratified 60/20/20 as VTAB's slices)"),
-    VtabTask("resisc45", "specialized", 45, "none: no torchvision loader", "download NWPU-RESISC45 by hand or use the community export"),
-    VtabTask("diabetic_retinopathy", "specialized", 5, "none: Kaggle download with a login; VTAB uses TFDS config "
-             "btgraham-300 (Graham's preprocessing: scale to a 300 px eye radius, subtract local average colour)",
-             "community export only (its images already carry the btgraham-300 preprocessing)"),
+    VtabTask("resisc45", "specialized", 45, "Hugging Face clip-benchmark/wds_vtab-resisc45 (VTAB's 60% train / 20% test), "
+             "else jonathan-roberts1/NWPU-RESISC45 (all images, cut 60/20/20); no torchvision loader",
+             "community export, or the Hugging Face download"),
+    VtabTask("diabetic_retinopathy", "specialized", 5, "Hugging Face clip-benchmark/wds_vtab-diabetic_retinopathy "
+             "(train / test), built by CLIP_benchmark from TFDS config btgraham-300, the preprocessing VTAB uses "
+             "(Graham's: scale to a 300 px eye radius, subtract local average colour); known deviation: images "
+             "re-encoded by that export and split sizes not checked against TFDS; no torchvision loader (Kaggle login)",
+             "community export (btgraham-300 images), or the Hugging Face download"),
     VtabTask("clevr_count", "structured", 8, "torchvision CLEVRClassification (train / val as test); label = objects - 3"),
     VtabTask("clevr_dist", "structured", 6, "torchvision CLEVRClassification files plus CLEVR scene JSON; label = closest "
-             "object depth binned at 8, 8.5, 9, 9.5, 10"),
-    VtabTask("dmlab", "structured", 6, "none: no torchvision loader (TFDS dmlab only)", "community export only"),
+             "object depth binned at 8, 8.5, 9, 9.5, 10; else Hugging Face clip-benchmark/wds_vtab-clevr_closest_object_distance"),
+    VtabTask("dmlab", "structured", 6, "Hugging Face clip-benchmark/wds_vtab-dmlab (TFDS dmlab train / test, 6 classes); "
+             "no torchvision loader", "community export, or the Hugging Face download"),
     VtabTask("kitti", "structured", 4, "torchvision Kitti (train; seeded stratified test); label = closest vehicle "
              "distance binned at 8 and 20 m, class 3 = no vehicle"),
     VtabTask("dsprites_loc", "structured", 16, "generated in evalbench (dSprites definition); x position 32 -> 16 bins"),
     VtabTask("dsprites_ori", "structured", 16, "generated in evalbench (dSprites definition); orientation 40 -> 16 bins"),
-    VtabTask("smallnorb_azi", "structured", 18, "none: no torchvision loader", "community export only"),
-    VtabTask("smallnorb_ele", "structured", 9, "none: no torchvision loader", "community export only"),
+    VtabTask("smallnorb_azi", "structured", 18, "Hugging Face clip-benchmark/wds_vtab-smallnorb_label_azimuth (label = "
+             "raw azimuth / 2), else Ramos-Ramos/smallnorb (raw 0, 2, ..., 34 halved); no torchvision loader",
+             "community export, or the Hugging Face download"),
+    VtabTask("smallnorb_ele", "structured", 9, "Hugging Face clip-benchmark/wds_vtab-smallnorb_label_elevation (0..8), "
+             "else Ramos-Ramos/smallnorb; no torchvision loader", "community export, or the Hugging Face download"),
 ]}
 
 
