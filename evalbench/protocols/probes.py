@@ -5,9 +5,11 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from .base import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
+from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
 from .linear import CLIP_GRID, LinearProbe
 from .metrics import classification_metrics, full_scores
 from .protocol import (
@@ -28,7 +30,7 @@ class LinearProtocol(Protocol):
     """CLIP-style logistic-regression probe with C chosen on validation data."""
 
     name = "linear"
-    version = "1"
+    version = "2"  # 2: stops at the float resolution instead of burning line searches (scores may move slightly)
     description = "multinomial logistic regression (L-BFGS), C searched on val (CLIP A.3), refit on train+val"
     params_spec = (
         Param("C", None, positive_float_or_none, "fixed C, or null to search it"),
@@ -75,9 +77,11 @@ class LinearProtocol(Protocol):
                       "around the best; ties -> smaller C") if searching else None,
             fit_on="train+val",
             objective="C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's)",
-            solver="torch L-BFGS, strong Wolfe, history 30, full batch",
-            convergence=f"max|grad of mean-loss objective| <= tol, or loss change < "
-                        f"{'1e-10' if p['dtype'] == 'float32' else '1e-14'} per iteration, or max_iter",
+            solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch",
+            convergence=f"max|grad of mean-loss objective| <= tol, or no lower loss found by the line "
+                        f"search (max {MAX_LS} evaluations), or {STALL_ITERS} iterations in a row with relative "
+                        f"loss decrease <= {REL_FTOL[torch.float32 if p['dtype'] == 'float32' else torch.float64]:.3g}"
+                        f" (the dtype's resolution), or max_iter",
             device=str(probe.device_),
             reference="CLIP appendix A.3 (as in CoOp lpclip / LAION-AI CLIP_benchmark), tighter tol",
             seed=seed,
@@ -85,7 +89,8 @@ class LinearProtocol(Protocol):
         details = {
             "val_top1_by_C": [{"C": e["C"], "val_top1": e["val_top1"]} for e in probe.search_log_],
             "search_log": probe.search_log_,
-            "final_fit": {"n_iter": probe.fit_info_.n_iter, "converged": probe.fit_info_.converged,
+            "final_fit": {"n_iter": probe.fit_info_.n_iter, "n_evals": probe.fit_info_.n_evals,
+                          "stop": probe.fit_info_.stop_reason, "converged": probe.fit_info_.converged,
                           "grad_max": probe.fit_info_.grad_max},
             "fit_seconds": round(fit_seconds, 3),
         }
