@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any, Optional
 
 import torch
@@ -31,7 +32,7 @@ class _Stop(Exception):
     """Raised by a hook to end the forward pass once the requested layer has run."""
 
 
-class TokenAccess:
+class TokenAccess(ABC):
     """Uniform access to a ViT's token sequence: final tokens and the outputs of chosen blocks.
 
     Subclasses know one backend (timm, torchvision, Hugging Face). `norm` is the model's final norm,
@@ -47,11 +48,13 @@ class TokenAccess:
         self.model = model
 
     @property
+    @abstractmethod
     def blocks(self) -> list[nn.Module]:
-        raise NotImplementedError
+        """The transformer blocks, in order."""
 
+    @abstractmethod
     def final_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """All tokens after the last block (before the final norm)."""
 
     def norm(self, t: torch.Tensor) -> torch.Tensor:
         return t

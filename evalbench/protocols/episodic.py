@@ -1,6 +1,8 @@
 """Episodic N-way K-shot protocols on the test split: nearest centroid (SimpleShot) and logreg (rfs)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ _BATCH = 100  # episodes per vectorised centroid step: bounds memory at ~100*75*
 _LR_BATCH = 200  # episodes per batched Newton solve: Hessians are (ways*(ways*shots+1))^2 each
 
 
-class _Episodic(Protocol):
+class _Episodic(Protocol, ABC):
     params_spec = (
         Param("ways", 5, positive_int),
         Param("shots", 1, positive_int),
@@ -25,8 +27,9 @@ class _Episodic(Protocol):
         Param("episodes", 2000, positive_int),
     )
 
+    @abstractmethod
     def _accuracies(self, splits, cls, sup, qry, ticker) -> np.ndarray:
-        raise NotImplementedError
+        """Per-episode query accuracy (fraction) for the sampled episodes."""
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         p = self.params

@@ -1,6 +1,8 @@
 """The Protocol base class: declared parameters, their validation, and progress helpers."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import difflib
 import math
 from dataclasses import dataclass
@@ -83,7 +85,7 @@ def positive_float_list(v: Any) -> tuple[float, ...]:
     return tuple(sorted({positive_float(x) for x in v}))
 
 
-class Protocol:
+class Protocol(ABC):
     """A named evaluation protocol with declared, validated parameters.
 
     Subclasses set ``name``, ``version``, ``description``, ``params_spec`` and implement
@@ -127,6 +129,7 @@ class Protocol:
                 ) from None
         return out
 
+    @abstractmethod
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         """Run the protocol on cached features.
 
@@ -138,7 +141,6 @@ class Protocol:
         Returns:
             ProtocolOutcome with metrics in percent, every setting in params.
         """
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
