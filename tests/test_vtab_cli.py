@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from evalbench.protocols import get_protocol
 from _vtab_fixtures import write_export_task
 
 from evalbench.cli import main
@@ -46,7 +48,8 @@ def test_allow_missing_scores_the_rest_with_a_partial_mean(tmp_path, export, cap
 
     assert main(["leaderboard", str(tmp_path / "results")]) == 0
     md = capsys.readouterr().out
-    assert "## vtab: linear (protocol v1), split variant vtab-1k-official" in md
+    version = get_protocol("linear", {}).version  # the records carry the live protocol version
+    assert f"## vtab: linear (protocol v{version}), split variant vtab-1k-official" in md
     assert "- **structured** (8 tasks):" in md and "(partial)" in md
 
     # a rerun reuses everything: the effective preprocessing matches the stored record

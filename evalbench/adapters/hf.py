@@ -38,6 +38,9 @@ class HFViT(TokenAccess):
     def blocks(self):
         return list(range(self.n))  # only the count is used; hidden states come from the model output
 
+    def final_tokens(self, x):
+        return self.model.hf(pixel_values=x).last_hidden_state
+
     def run(self, x, want, need_final):
         self._last = self.model.hf(pixel_values=x, output_hidden_states=bool(want))
         hidden = self._last.hidden_states
