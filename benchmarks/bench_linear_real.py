@@ -39,12 +39,13 @@ def fashion_splits() -> FeatureSplits:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist-mini"])
+    ap.add_argument("--no-precondition", action="store_true", help="plain L-BFGS (precondition=False)")
     args = ap.parse_args()
     rows = []
     for name in args.datasets:
         s = digits_splits() if name == "digits" else fashion_splits()
         t0 = time.perf_counter()
-        out = get_protocol("linear", {}).evaluate(s, seed=0)
+        out = get_protocol("linear", {"precondition": not args.no_precondition}).evaluate(s, seed=0)
         t_ours = time.perf_counter() - t0
         C = out.params["C"]
         X = np.concatenate([s.train.X, s.val.X])

@@ -103,3 +103,57 @@ def test_linear_protocol_outcome_records_everything():
         assert key in out.params
     assert out.params["C_selection"].startswith("stratified 10% hold-out")
     assert out.details["val_top1_by_C"] and "CLIP appendix A.3" in out.params["reference"]
+
+
+def _ill_conditioned():
+    """Correlated features with column scales spanning 4 decades (Gram condition ~1e8+)."""
+    rng = np.random.default_rng(1)
+    n, d, k = 1500, 30, 6
+    means = rng.normal(size=(k, d))
+    y = np.arange(n) % k
+    Z = means[y] + rng.normal(size=(n, d))
+    mix = rng.normal(size=(d, d)) / np.sqrt(d)
+    X = (Z @ mix) * np.logspace(-2, 2, d) + 3.0  # offset: the bias matters too
+    return X.astype(np.float32), y, 1000
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0])
+def test_preconditioned_fit_same_optimum_as_plain_and_sklearn(C, monkeypatch):
+    import torch
+
+    from evalbench.protocols import linear
+
+    monkeypatch.setattr(linear, "PRECONDITION_MIN_WORK", 0)  # this small set would skip it
+
+    X, y, n = _ill_conditioned()
+    pre = LinearProbe(C=C, precondition=True).fit(X[:n], y[:n])
+    plain = LinearProbe(C=C, precondition=False).fit(X[:n], y[:n])
+    ref = LogisticRegression(C=C, max_iter=5000, tol=1e-8).fit(X[:n].astype(np.float64), y[:n])
+
+    def objective(coef, b):
+        theta = torch.tensor(np.vstack([coef.T, b]))
+        loss, _ = softmax_objective(torch.tensor(X[:n].astype(np.float64)), torch.tensor(y[:n]), theta, 1 / (C * n))
+        return float(loss)
+
+    f_pre = objective(pre.coef_, pre.intercept_)
+    f_plain = objective(plain.coef_, plain.intercept_)
+    f_ref = objective(ref.coef_, ref.intercept_)
+    # preconditioning changes coordinates only: the same minimum, to float32 resolution
+    assert f_pre <= f_ref * (1 + 1e-5) + 1e-7, (f_pre, f_ref)
+    assert f_pre <= f_plain * (1 + 1e-5) + 1e-7, (f_pre, f_plain)
+    assert pre.fit_info_.n_evals < plain.fit_info_.n_evals
+    for other in (plain, ref):
+        assert np.mean(pre.predict(X[n:]) == other.predict(X[n:])) >= 0.99
+        assert abs(pre.score(X[n:], y[n:]) - other.score(X[n:], y[n:])) <= 0.005
+
+
+def test_precondition_switch_is_recorded(monkeypatch):
+    from evalbench.protocols import linear
+
+    monkeypatch.setattr(linear, "PRECONDITION_MIN_WORK", 0)
+    X, y, _ = _digits()
+    splits = FeatureSplits(FeatureSplit(X[:1000], y[:1000]), FeatureSplit(X[1300:], y[1300:]), 10)
+    on = get_protocol("linear", {"bisection_steps": 1}).evaluate(splits, seed=0)
+    off = get_protocol("linear", {"bisection_steps": 1, "precondition": False}).evaluate(splits, seed=0)
+    assert on.params["precondition"] is True and off.params["precondition"] is False
+    assert abs(on.metrics["top1"] - off.metrics["top1"]) <= 0.5

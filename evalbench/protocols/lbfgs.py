@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # torch's own (private, stable since 1.4)
@@ -118,69 +119,194 @@ def fit_softmax_lbfgs(
         (theta, FitInfo) where FitInfo counts iterations and objective evaluations.
     """
     shape = theta0.shape
-    rel_ftol = REL_FTOL.get(X.dtype, 1e-8)
-    n_evals = 0
 
-    def evaluate(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
-        nonlocal n_evals
-        n_evals += 1
+    def evaluate(flat: torch.Tensor):
         loss, grad = softmax_objective(X, y, flat.view(shape), lam)
-        return float(loss), grad.view(-1)
-
-    def directional(x, t, d):  # the signature torch's line search expects
-        return evaluate(x + t * d)
+        grad = grad.view(-1)
+        return float(loss), grad, float(grad.abs().max())
 
     with torch.no_grad(), _few_threads_if_small(X, shape[1]):
-        x = theta0.detach().reshape(-1).clone()
-        f, g = evaluate(x)
-        old_s: list[torch.Tensor] = []
-        old_y: list[torch.Tensor] = []
-        rho: list[float] = []
-        h_diag = 1.0
-        n_iter, stalled, reason = 0, 0, "max_iter"
-        while True:
-            if float(g.abs().max()) <= tol:
-                reason = "gtol"
-                break
-            if n_iter >= max_iter:
-                break
-            d = _direction(g, old_s, old_y, rho, h_diag)
-            gtd = float(g.dot(d))
-            if gtd > -1e-30:  # not a descent direction (stale curvature): restart
-                old_s.clear(), old_y.clear(), rho.clear()
-                d, gtd = -g, -float(g.dot(g))
-            # The very first step is scaled to about unit length (as torch does); later
-            # steps start at 1 on d = -H g, which carries the curvature scale.
-            t = min(1.0, 1.0 / float(g.abs().sum())) if n_iter == 0 else 1.0
-            f_new, g_new, t, _ = _strong_wolfe(directional, x, t, d, f, g, torch.tensor(gtd, dtype=torch.float64),
-                                               max_ls=MAX_LS)
-            n_iter += 1
-            t = float(t)
-            if not f_new < f:  # no lower point found: rounding dominates the loss differences
-                reason = "no_progress"
-                break
-            s = d.mul(t)
-            yk = g_new - g
-            ys = float(yk.dot(s))
-            yy = float(yk.dot(yk))
-            # Keep a pair only with clearly positive curvature (scipy's test is relative too:
-            # the mean-loss scale makes ys tiny near the optimum, and an absolute 1e-10
-            # dropped every pair and froze the steps).
-            if ys > 1e-10 * yy and yy > 0:
-                if len(old_s) == history_size:
-                    old_s.pop(0), old_y.pop(0), rho.pop(0)
-                old_s.append(s), old_y.append(yk), rho.append(1.0 / ys)
-                h_diag = ys / yy
-            stalled = stalled + 1 if (f - f_new) <= rel_ftol * max(abs(f_new), 1e-12) else 0
-            x.add_(s)
-            f, g = f_new, g_new
-            if stalled >= STALL_ITERS:
-                reason = "stalled"
-                break
-    grad_max = float(g.abs().max())
-    info = FitInfo(n_iter=n_iter, n_evals=n_evals, loss=f, grad_max=grad_max,
-                   converged=grad_max <= tol, stop_reason=reason)
+        x, info = _lbfgs(evaluate, theta0.detach().reshape(-1).clone(), tol, max_iter, history_size,
+                         REL_FTOL.get(X.dtype, 1e-8), unit_first_step=False)
     return x.view(shape), info
+
+
+class GramPreconditioner:
+    """Exact change of variables that makes the softmax objective's Hessian close to I.
+
+    Built once per fit-data matrix X (N, D): the column mean mu, the centred features
+    Xc = X - mu and their Gram G = Xc^T Xc / N (float64). For a given lam, with
+    L L^T = c*G + max(lam, floor)*I (Cholesky, D^3/3), the fit runs on
+
+        W = L^{-T} V,    b = c^{-1/2} u - mu^T W,
+
+    so logits X W + b = Xc W + c^{-1/2} u. The objective (mean log-loss + 0.5*lam*||W||^2,
+    bias unpenalised) is unchanged as a function of (W, b), so is its minimiser; only the
+    coordinates L-BFGS sees are better scaled (c ~ the softmax curvature 1/K at the start).
+    The stopping test is on the gradient in the ORIGINAL (W, b) coordinates, computed exactly
+    from the centred one: dW = Xc^T P + lam*W + mu (1^T P), db = 1^T P.
+    """
+
+    def __init__(self, X: torch.Tensor, curvature: float, G: Optional[torch.Tensor] = None,
+                 mu: Optional[torch.Tensor] = None):
+        n, d = X.shape
+        # Any mu and any SPD G give an exact reparametrisation (a refit may pass the search's).
+        self.mu = X.mean(dim=0) if mu is None else mu.to(X)
+        self.Xc = X - self.mu
+        if G is None:
+            G = torch.mm(self.Xc.T, self.Xc).double().div_(n)
+        self.G = G
+        self.c = float(curvature)
+        # Floor on the ridge term: keeps the Cholesky factor's condition number ~1e7 at most
+        # (any SPD matrix is a valid preconditioner; this one is just less ideal at tiny lam).
+        self.floor = 1e-7 * self.c * max(float(torch.diagonal(G).mean()), 1e-30)
+
+    def factor(self, lam: float) -> torch.Tensor:
+        A = self.G * self.c
+        A.diagonal().add_(max(lam, self.floor))
+        L, info = torch.linalg.cholesky_ex(A)
+        if int(info) != 0:  # numerically singular: raise the ridge until it factors
+            bump = max(lam, self.floor)
+            while int(info) != 0:
+                bump *= 10
+                A.diagonal().add_(bump)
+                L, info = torch.linalg.cholesky_ex(A)
+        return L
+
+
+def fit_softmax_lbfgs_precond(
+    pre: GramPreconditioner,
+    y: torch.Tensor,
+    lam: float,
+    theta0: torch.Tensor,
+    tol: float,
+    max_iter: int,
+    history_size: int = 30,
+) -> tuple[torch.Tensor, FitInfo]:
+    """fit_softmax_lbfgs in preconditioned coordinates (see GramPreconditioner); same
+    objective, same minimiser, same stopping rule on the original gradient.
+
+    theta0 and the returned theta are in the original [W; b] form, shape (D+1, K).
+    """
+    Xc, mu = pre.Xc, pre.mu
+    d, k = theta0.shape[0] - 1, theta0.shape[1]
+    dt = Xc.dtype
+    L = pre.factor(lam)
+    sc = pre.c ** 0.5  # b' = u / sc
+    mu64 = mu.double()
+
+    def to_orig(v: torch.Tensor) -> torch.Tensor:
+        V = v.view(d + 1, k)
+        W64 = torch.linalg.solve_triangular(L.T, V[:d].double(), upper=True)
+        theta = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
+        theta[:d] = W64.to(dt)
+        if dt == torch.float32:  # denormal weights would slow the GEMMs (see softmax_objective)
+            theta[:d].masked_fill_(theta[:d].abs() < 1e-30, 0.0)
+        theta[d] = (V[d].double() / sc).to(dt)  # centred bias b'
+        return theta
+
+    def evaluate(v: torch.Tensor):
+        theta = to_orig(v)
+        loss, g = softmax_objective(Xc, y, theta, lam)  # gradient wrt (W, b')
+        g64 = g[:d].double()
+        gb = g[d].double()
+        gW_orig = g64 + mu64[:, None] * gb[None, :]
+        gmax = max(float(gW_orig.abs().max()), float(gb.abs().max()))
+        gv = torch.empty_like(g)
+        gv[:d] = torch.linalg.solve_triangular(L, g64, upper=False).to(dt)
+        gv[d] = (gb / sc).to(dt)
+        return float(loss), gv.view(-1), gmax
+
+    with torch.no_grad(), _few_threads_if_small(Xc, k):
+        W0 = theta0[:d].double()
+        v0 = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
+        v0[:d] = (L.T @ W0).to(dt)
+        v0[d] = ((theta0[d].double() + mu64 @ W0) * sc).to(dt)
+        v, info = _lbfgs(evaluate, v0.view(-1), tol, max_iter, history_size,
+                         REL_FTOL.get(dt, 1e-8), unit_first_step=True)
+        theta = to_orig(v)
+        W64 = theta[:d].double()
+        theta[d] = (theta[d].double() - mu64 @ W64).to(dt)
+    return theta, info
+
+
+def _lbfgs(evaluate, x: torch.Tensor, tol: float, max_iter: int, history_size: int, rel_ftol: float,
+           unit_first_step: bool) -> tuple[torch.Tensor, FitInfo]:
+    """The L-BFGS loop. evaluate(x) -> (loss, grad wrt x, max|grad| in the original coordinates)."""
+    n_evals = 0
+    # max|original gradient| of each point evaluated in the current line search; torch's
+    # line search may return a clone of a gradient, so it is looked up by value.
+    seen: list[tuple[torch.Tensor, float]] = []
+
+    def ev(xx):
+        nonlocal n_evals
+        n_evals += 1
+        f_, g_, gm = evaluate(xx)
+        seen.append((g_, gm))
+        return f_, g_
+
+    def gmax_of(g_):
+        for cand, gm in reversed(seen):
+            if cand is g_ or torch.equal(cand, g_):
+                return gm
+        raise RuntimeError("line search returned a gradient that was never evaluated")
+
+    def directional(xx, t, d):  # the signature torch's line search expects
+        return ev(xx + t * d)
+
+    f, g = ev(x)
+    gmax = gmax_of(g)
+    seen.clear()
+    old_s: list[torch.Tensor] = []
+    old_y: list[torch.Tensor] = []
+    rho: list[float] = []
+    h_diag = 1.0
+    n_iter, stalled, reason = 0, 0, "max_iter"
+    while True:
+        if gmax <= tol:
+            reason = "gtol"
+            break
+        if n_iter >= max_iter:
+            break
+        d = _direction(g, old_s, old_y, rho, h_diag)
+        gtd = float(g.dot(d))
+        if gtd > -1e-30:  # not a descent direction (stale curvature): restart
+            old_s.clear(), old_y.clear(), rho.clear()
+            d, gtd = -g, -float(g.dot(g))
+        # The very first step is scaled to about unit length (as torch does); later
+        # steps start at 1 on d = -H g, which carries the curvature scale. Preconditioned
+        # coordinates have curvature ~1 already, so their first step is 1 too.
+        t = 1.0 if (n_iter > 0 or unit_first_step) else min(1.0, 1.0 / float(g.abs().sum()))
+        f_new, g_new, t, _ = _strong_wolfe(directional, x, t, d, f, g, torch.tensor(gtd, dtype=torch.float64),
+                                           max_ls=MAX_LS)
+        n_iter += 1
+        t = float(t)
+        if not f_new < f:  # no lower point found: rounding dominates the loss differences
+            reason = "no_progress"
+            break
+        gmax_new = gmax_of(g_new)
+        seen.clear()
+        s = d.mul(t)
+        yk = g_new - g
+        ys = float(yk.dot(s))
+        yy = float(yk.dot(yk))
+        # Keep a pair only with clearly positive curvature (scipy's test is relative too:
+        # the mean-loss scale makes ys tiny near the optimum, and an absolute 1e-10
+        # dropped every pair and froze the steps).
+        if ys > 1e-10 * yy and yy > 0:
+            if len(old_s) == history_size:
+                old_s.pop(0), old_y.pop(0), rho.pop(0)
+            old_s.append(s), old_y.append(yk), rho.append(1.0 / ys)
+            h_diag = ys / yy
+        stalled = stalled + 1 if (f - f_new) <= rel_ftol * max(abs(f_new), 1e-12) else 0
+        x.add_(s)
+        f, g, gmax = f_new, g_new, gmax_new
+        if stalled >= STALL_ITERS:
+            reason = "stalled"
+            break
+    info = FitInfo(n_iter=n_iter, n_evals=n_evals, loss=f, grad_max=gmax,
+                   converged=gmax <= tol, stop_reason=reason)
+    return x, info
 
 
 def _direction(g, old_s, old_y, rho, h_diag) -> torch.Tensor:

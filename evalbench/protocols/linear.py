@@ -12,8 +12,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..errors import ProtocolInputError
-from .lbfgs import FitInfo, fit_softmax_lbfgs
+from .lbfgs import SMALL_WORK, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
 from .metrics import stratified_holdout
+
+#: Preconditioning pays only when the two N*D*K GEMMs dominate an evaluation: below this,
+#: its per-evaluation D^2*K float64 mapping costs about what the saved iterations save
+#: (fashion-mnist-mini pixels, 5000 x 784 x 10: 14.7 s vs 14.95 s; digits slower).
+PRECONDITION_MIN_WORK = SMALL_WORK
 
 #: CLIP appendix A.3 coarse grid.
 CLIP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)
@@ -50,7 +55,18 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         holdout_fraction: stratified share of train held out when no validation set is given.
         random_state: seed of that hold-out (numpy default_rng).
         history_size: L-BFGS memory.
+        precondition: run L-BFGS in coordinates whitened by the fit data's (centred) Gram
+            matrix, W = L^{-T} V with L L^T = c*G + lam*I (see lbfgs.GramPreconditioner).
+            The objective, its minimiser and the stopping test (on the original gradient)
+            are unchanged; far fewer iterations are needed. Used when N > D and
+            N*D*K >= PRECONDITION_MIN_WORK; plain L-BFGS otherwise or when False.
+        precondition_curvature: the scale c (softmax curvature); None = 1/K.
     """
+
+    #: Bisection fits start from the log10(C)-linear interpolation of the two bracketing
+    #: solutions (about 20% fewer L-BFGS evaluations than the nearest one
+    #: on a 8000 x 1024 x 100 search; same objective and stopping test).
+    interpolate_warm_start = True
 
     def __init__(
         self,
@@ -67,6 +83,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         holdout_fraction: float = 0.1,
         random_state: int = 0,
         history_size: int = 30,
+        precondition: bool = True,
+        precondition_curvature: Optional[float] = None,
     ):
         self.C = C
         self.max_iter = max_iter
@@ -81,6 +99,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.holdout_fraction = holdout_fraction
         self.random_state = random_state
         self.history_size = history_size
+        self.precondition = precondition
+        self.precondition_curvature = precondition_curvature
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, X_val=None, y_val=None, progress=None):
@@ -124,6 +144,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         yvi = None if y_val is None else np.searchsorted(self.classes_, y_val)
 
         theta0 = None
+        self._search_pre = None
+        self.search_setup_seconds_ = 0.0
         self.search_log_: list[dict[str, Any]] = []
         if self.C is None:
             if X_val is None:
@@ -143,7 +165,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Xt, yt = self._prepare(X_all, y_all, fit_stats=True)
         if theta0 is None:
             theta0 = torch.zeros(Xt.shape[1] + 1, len(self.classes_), dtype=Xt.dtype, device=Xt.device)
-        theta, info = self._fit_one(Xt, yt, self.C_, theta0)
+        # The refit reuses the search's Gram and mean when there was a search: any SPD matrix
+        # is a valid preconditioner and train's Gram is close to train+val's (saves N*D^2).
+        theta, info = self._fit_one(Xt, yt, self.C_, theta0, self._preconditioner(Xt, getattr(self, "_search_pre", None)))
+        self._search_pre = None
         tick()
         d = Xt.shape[1]
         self.coef_ = theta[:d].T.cpu().numpy().astype(np.float64)
@@ -152,8 +177,21 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.fit_info_ = info
         return self
 
-    def _fit_one(self, Xt, yt, C, theta0) -> tuple[torch.Tensor, FitInfo]:
+    def _preconditioner(self, Xt, like: Optional[GramPreconditioner] = None) -> Optional[GramPreconditioner]:
+        """A GramPreconditioner for these fit data (G and mu from `like` when given), or None
+        (switched off, D >= N, or a small problem)."""
+        n, d = Xt.shape
+        if not self.precondition or d >= n or n * d * len(self.classes_) < PRECONDITION_MIN_WORK:
+            return None
+        if like is not None:
+            return GramPreconditioner(Xt, like.c, G=like.G, mu=like.mu)
+        c = self.precondition_curvature or 1.0 / len(self.classes_)
+        return GramPreconditioner(Xt, c)
+
+    def _fit_one(self, Xt, yt, C, theta0, pre=None) -> tuple[torch.Tensor, FitInfo]:
         lam = 1.0 / (C * Xt.shape[0])
+        if pre is not None:
+            return fit_softmax_lbfgs_precond(pre, yt, lam, theta0, self.tol, self.max_iter, self.history_size)
         return fit_softmax_lbfgs(Xt, yt, lam, theta0, self.tol, self.max_iter, self.history_size)
 
     def _search(self, Xs, ys, Xv, yv, tick) -> tuple[float, torch.Tensor]:
@@ -161,17 +199,27 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Xt, yt = self._prepare(Xs, ys, fit_stats=True)
         Xvt, yvt = self._prepare(Xv, yv, fit_stats=False)
         k = len(self.classes_)
+        t0 = time.perf_counter()
+        pre = self._search_pre = self._preconditioner(Xt)
+        self.search_setup_seconds_ = round(time.perf_counter() - t0, 3)  # Gram of the fit data
         sols: dict[float, torch.Tensor] = {}  # log10(C) -> theta
         accs: dict[float, float] = {}
 
         def run(logc: float, stage: str) -> float:
-            if sols:  # warm start from the nearest C already fitted (smaller C on ties)
+            below_c = [c for c in sols if c < logc]
+            above_c = [c for c in sols if c > logc]
+            if self.interpolate_warm_start and below_c and above_c:
+                # between two fitted C: interpolate their solutions linearly in log10(C)
+                lo_c, hi_c = max(below_c), min(above_c)
+                w = (logc - lo_c) / (hi_c - lo_c)
+                start = torch.lerp(sols[lo_c], sols[hi_c], w)
+            elif sols:  # warm start from the nearest C already fitted (smaller C on ties)
                 near = min(sols, key=lambda c: (abs(c - logc), c))
                 start = sols[near]
             else:
                 start = torch.zeros(Xt.shape[1] + 1, k, dtype=Xt.dtype, device=Xt.device)
             t0 = time.perf_counter()
-            theta, info = self._fit_one(Xt, yt, 10.0 ** logc, start)
+            theta, info = self._fit_one(Xt, yt, 10.0 ** logc, start, pre)
             with torch.no_grad():
                 d = Xt.shape[1]
                 pred = torch.addmm(theta[d], Xvt, theta[:d]).argmax(dim=1)
