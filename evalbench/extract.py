@@ -125,7 +125,6 @@ def extract_features(
         finally:
             for *_, lock in siblings:
                 lock.release()
-        zero_rows = 0
         result = cache.commit(key, material, labels, ranges, {"encoder_name": encoder.name})
         zero_rows = int((np.abs(result.features).max(axis=1) == 0).sum()) if len(result.features) else 0
         if zero_rows:
