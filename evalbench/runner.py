@@ -15,7 +15,7 @@ from .cache import FeatureCache
 from .data import make_source
 from .data.splits import resolve_splits
 from .data.task_preprocess import task_encoder
-from .errors import DataUnavailableError
+from .errors import DataUnavailableError, UnknownNameError
 from .extract import extract_features
 from .protocols import get_protocol
 from .protocols.base import FeatureSplit, FeatureSplits
@@ -159,8 +159,6 @@ def evaluate(
     summary.missing.extend(name for name, _ in missing)
     if protocols and not any(p[4] for p in plans):
         known = sorted({e.id for t in task_specs for e in t.protocols})
-        from .errors import UnknownNameError
-
         raise UnknownNameError("protocol", protocols[0], known)
 
     rows = []

@@ -79,6 +79,7 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     if options.get("random_init") and not spec.startswith(("torchvision:", "timm:")):
         raise ConfigError("--random-init applies to torchvision:ARCH and timm:NAME specs only")
     feat = {"layer": options.get("layer") or None, "pool": parse_pools(options.get("pool")), "dtype": options.get("dtype")}
+    plugins = custom.registered_adapters()  # scanning entry points reads every installed dist-info
     if spec == "pixels" or spec.startswith("pixels:"):
         given = [f"--{k}" for k, v in feat.items() if v is not None and not (k == "dtype" and v == "fp32")]
         if given:
@@ -107,8 +108,8 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         from . import hf
 
         encoder = hf.load(spec.partition(":")[2], optimize=optimize, weights=options.get("weights"), **feat)
-    elif spec in custom.registered_adapters():
-        ep = custom.registered_adapters()[spec]
+    elif spec in plugins:
+        ep = plugins[spec]
         encoder = custom.call_adapter(ep.load(), f"entry point {spec!r} ({ep.value})", options)
     elif _looks_like_path(spec):
         from . import checkpoint
@@ -119,7 +120,7 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     elif ":" in spec and spec.partition(":")[0].replace(".", "").replace("_", "").isalnum():
         encoder = custom.call_adapter(custom.import_attr(spec), f"adapter {spec!r}", options)
     else:
-        known = ["pixels", "effnet-lite0", "demo", *custom.registered_adapters()]
+        known = ["pixels", "effnet-lite0", "demo", *plugins]
         raise UnknownNameError("model spec", spec, known,
                                hint="use pixels, effnet-lite0, torchvision:ARCH, timm:NAME, hf:ID, a checkpoint PATH with --arch, or package.module:attr")
     encoder = check_encoder(encoder, f"model spec {spec!r}")
