@@ -49,27 +49,33 @@ def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     """
     n, d = X.shape
     W, b = theta[:d], theta[d]
-    Z = torch.addmm(b, X, W)
-    lse = torch.logsumexp(Z, dim=1)
-    rows = torch.arange(n, device=X.device)
+    # Logits are built class-major, Z^T = W^T X^T (K, N): with MKL on this CPU the two
+    # GEMMs in this layout (W^T X^T, then P^T X) run ~17% faster than X W and X^T P.
+    ZT = torch.mm(W.T, X.T).add_(b[:, None])
+    cols = torch.arange(n, device=X.device)
+    true_logits = ZT[y, cols].double().sum()
+    # logsumexp and softmax in place in the logits' buffer (no (K, N) temporaries):
+    # P = exp(Z - max) / sum, already scaled by 1/n for the mean-loss gradient.
+    zmax = ZT.amax(dim=0)
+    PT = ZT.sub_(zmax).exp_()
+    norm = PT.sum(dim=0)
+    lse = zmax.double() + norm.double().log()
     # Sum the loss in float64: L-BFGS's line search and stall test compare losses of
     # nearby iterates, and a float32 sum would hide real decreases below ~1e-7.
-    loss = (lse.double().sum() - Z[rows, y].double().sum()) / n + 0.5 * lam * (W.double() ** 2).sum()
-    # Reuse Z's buffer for the residual softmax(Z) - onehot(y), scaled by 1/n.
-    P = Z.sub_(lse[:, None]).exp_()
-    P[rows, y] -= 1.0
-    P.div_(n)
-    if P.dtype == torch.float32:
+    loss = (lse.sum() - true_logits) / n + 0.5 * lam * (W.double() ** 2).sum()
+    PT.mul_(norm.mul_(n).reciprocal_())
+    if PT.dtype == torch.float32:
         # Well-fitted rows give probabilities that underflow into float32 denormals, and
-        # the matmul below runs 10-20x slower on them (measured: 45 vs 2.6 ms per
+        # the GEMM below runs 10-20x slower on them (measured: 45 vs 2.6 ms per
         # evaluation at C=100). Terms this small cannot change the float32 gradient.
-        P.masked_fill_(P.abs() < 1e-30, 0.0)
+        torch.nn.functional.threshold_(PT, 1e-30, 0.0)
+    PT[y, cols] -= 1.0 / n  # the residual (softmax(Z) - onehot(y)) / n
     grad = torch.empty_like(theta)
-    torch.mm(X.T, P, out=grad[:d])
+    grad[:d] = torch.mm(PT, X).T
     grad[:d].add_(W, alpha=lam)
     # The bias gradient is a sum of N terms that nearly cancel; float64 keeps it exact
     # enough to place the (unpenalised, weakly curved) bias where float64 fits put it.
-    grad[d] = P.double().sum(dim=0).to(P.dtype)
+    grad[d] = PT.double().sum(dim=1).to(PT.dtype)
     return loss, grad
 
 
