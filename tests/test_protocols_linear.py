@@ -157,3 +157,33 @@ def test_precondition_switch_is_recorded(monkeypatch):
     off = get_protocol("linear", {"bisection_steps": 1, "precondition": False}).evaluate(splits, seed=0)
     assert on.params["precondition"] is True and off.params["precondition"] is False
     assert abs(on.metrics["top1"] - off.metrics["top1"]) <= 0.5
+
+
+def test_fit_starts_from_the_lowest_loss_candidate():
+    import torch
+
+    from evalbench.protocols.lbfgs import fit_softmax_lbfgs
+
+    X, y, n = _make_cls()
+    Xt, yt = torch.tensor(X[:n]), torch.tensor(y[:n])
+    lam = 1 / (1.0 * n)
+    good, good_info = fit_softmax_lbfgs(Xt, yt, lam, torch.zeros(41, 5), 1e-6, 1000)
+    bad = good * 50  # a far worse point: much higher loss
+    _, bad_info = fit_softmax_lbfgs(Xt, yt, lam, bad, 1e-6, 1000)
+    theta, info = fit_softmax_lbfgs(Xt, yt, lam, [bad, good], 1e-6, 1000)
+    assert info.start == 1
+    # started at the optimum: the two candidate evaluations and a few stall checks only
+    assert info.n_evals <= 2 + 6 < bad_info.n_evals
+    assert info.loss <= good_info.loss + 1e-9
+    assert torch.allclose(theta, good, atol=1e-3)
+    _, info_bad_first = fit_softmax_lbfgs(Xt, yt, lam, [good, bad], 1e-6, 1000)
+    assert info_bad_first.start == 0
+
+
+def test_search_log_names_each_fits_warm_start():
+    X, y, _ = _digits()
+    p = LinearProbe().fit(X[:1000], y[:1000], X[1000:1300], y[1000:1300])
+    starts = [e["start"] for e in p.search_log_]
+    assert starts[0] == "zeros"
+    assert all(s in {"nearest", "extrapolated"} for s, e in zip(starts[1:], p.search_log_[1:]) if e["stage"] == "coarse")
+    assert all(s == "interpolated" for s, e in zip(starts, p.search_log_) if e["stage"] == "bisection")

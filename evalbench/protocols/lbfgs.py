@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # torch's own (private, stable since 1.4)
@@ -38,6 +38,16 @@ class FitInfo:
     grad_max: float
     converged: bool
     stop_reason: str = ""  # gtol | no_progress | stalled | max_iter
+    start: int = 0  # which of the candidate starting points was used (the lowest loss)
+
+
+#: One starting point (D+1, K), or several candidates: the fit starts from the one with the
+#: lowest objective (each costs one evaluation; the chosen one's is reused).
+Starts = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def _as_list(theta0: Starts) -> list[torch.Tensor]:
+    return [theta0] if isinstance(theta0, torch.Tensor) else list(theta0)
 
 
 def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
@@ -99,7 +109,7 @@ def fit_softmax_lbfgs(
     X: torch.Tensor,
     y: torch.Tensor,
     lam: float,
-    theta0: torch.Tensor,
+    theta0: Starts,
     tol: float,
     max_iter: int,
     history_size: int = 30,
@@ -116,7 +126,7 @@ def fit_softmax_lbfgs(
         X: (N, D) features on the target device and dtype.
         y: (N,) int64 class indices in [0, K).
         lam: L2 strength in mean-loss form, 1 / (C * N).
-        theta0: (D+1, K) starting point (not modified).
+        theta0: (D+1, K) starting point (not modified), or a list of candidates (see Starts).
         tol: gradient tolerance (max-abs).
         max_iter: L-BFGS iteration cap.
         history_size: L-BFGS memory.
@@ -124,7 +134,8 @@ def fit_softmax_lbfgs(
     Returns:
         (theta, FitInfo) where FitInfo counts iterations and objective evaluations.
     """
-    shape = theta0.shape
+    starts = _as_list(theta0)
+    shape = starts[0].shape
 
     def evaluate(flat: torch.Tensor):
         loss, grad = softmax_objective(X, y, flat.view(shape), lam)
@@ -132,7 +143,7 @@ def fit_softmax_lbfgs(
         return float(loss), grad, float(grad.abs().max())
 
     with torch.no_grad(), _few_threads_if_small(X, shape[1]):
-        x, info = _lbfgs(evaluate, theta0.detach().reshape(-1).clone(), tol, max_iter, history_size,
+        x, info = _lbfgs(evaluate, [t.detach().reshape(-1).clone() for t in starts], tol, max_iter, history_size,
                          REL_FTOL.get(X.dtype, 1e-8), unit_first_step=False)
     return x.view(shape), info
 
@@ -184,7 +195,7 @@ def fit_softmax_lbfgs_precond(
     pre: GramPreconditioner,
     y: torch.Tensor,
     lam: float,
-    theta0: torch.Tensor,
+    theta0: Starts,
     tol: float,
     max_iter: int,
     history_size: int = 30,
@@ -192,10 +203,11 @@ def fit_softmax_lbfgs_precond(
     """fit_softmax_lbfgs in preconditioned coordinates (see GramPreconditioner); same
     objective, same minimiser, same stopping rule on the original gradient.
 
-    theta0 and the returned theta are in the original [W; b] form, shape (D+1, K).
+    theta0 (or each candidate) and the returned theta are in the original [W; b] form, shape (D+1, K).
     """
     Xc, mu = pre.Xc, pre.mu
-    d, k = theta0.shape[0] - 1, theta0.shape[1]
+    starts = _as_list(theta0)
+    d, k = starts[0].shape[0] - 1, starts[0].shape[1]
     dt = Xc.dtype
     L = pre.factor(lam)
     sc = pre.c ** 0.5  # b' = u / sc
@@ -224,11 +236,14 @@ def fit_softmax_lbfgs_precond(
         return float(loss), gv.view(-1), gmax
 
     with torch.no_grad(), _few_threads_if_small(Xc, k):
-        W0 = theta0[:d].double()
-        v0 = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
-        v0[:d] = (L.T @ W0).to(dt)
-        v0[d] = ((theta0[d].double() + mu64 @ W0) * sc).to(dt)
-        v, info = _lbfgs(evaluate, v0.view(-1), tol, max_iter, history_size,
+        def to_precond(theta: torch.Tensor) -> torch.Tensor:
+            W0 = theta[:d].double()
+            v0 = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
+            v0[:d] = (L.T @ W0).to(dt)
+            v0[d] = ((theta[d].double() + mu64 @ W0) * sc).to(dt)
+            return v0.view(-1)
+
+        v, info = _lbfgs(evaluate, [to_precond(t) for t in starts], tol, max_iter, history_size,
                          REL_FTOL.get(dt, 1e-8), unit_first_step=True)
         theta = to_orig(v)
         W64 = theta[:d].double()
@@ -236,9 +251,12 @@ def fit_softmax_lbfgs_precond(
     return theta, info
 
 
-def _lbfgs(evaluate, x: torch.Tensor, tol: float, max_iter: int, history_size: int, rel_ftol: float,
+def _lbfgs(evaluate, starts: list[torch.Tensor], tol: float, max_iter: int, history_size: int, rel_ftol: float,
            unit_first_step: bool) -> tuple[torch.Tensor, FitInfo]:
-    """The L-BFGS loop. evaluate(x) -> (loss, grad wrt x, max|grad| in the original coordinates)."""
+    """The L-BFGS loop from the lowest-loss of `starts` (flat tensors, modified in place).
+
+    evaluate(x) -> (loss, grad wrt x, max|grad| in the original coordinates).
+    """
     n_evals = 0
     # max|original gradient| of each point evaluated in the current line search; torch's
     # line search may return a clone of a gradient, so it is looked up by value.
@@ -260,9 +278,13 @@ def _lbfgs(evaluate, x: torch.Tensor, tol: float, max_iter: int, history_size: i
     def directional(xx, t, d):  # the signature torch's line search expects
         return ev(xx + t * d)
 
-    f, g = ev(x)
-    gmax = gmax_of(g)
-    seen.clear()
+    f = None
+    for i, x0 in enumerate(starts):
+        f0, g0 = ev(x0)
+        gm0 = gmax_of(g0)
+        seen.clear()
+        if f is None or f0 < f:
+            x, f, g, gmax, start = x0, f0, g0, gm0, i
     old_s: list[torch.Tensor] = []
     old_y: list[torch.Tensor] = []
     rho: list[float] = []
@@ -311,7 +333,7 @@ def _lbfgs(evaluate, x: torch.Tensor, tol: float, max_iter: int, history_size: i
             reason = "stalled"
             break
     info = FitInfo(n_iter=n_iter, n_evals=n_evals, loss=f, grad_max=gmax,
-                   converged=gmax <= tol, stop_reason=reason)
+                   converged=gmax <= tol, stop_reason=reason, start=start)
     return x, info
 
 

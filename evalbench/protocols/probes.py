@@ -33,7 +33,9 @@ class LinearProtocol(Protocol):
     # 2: stops at the float resolution instead of burning line searches (scores may move slightly)
     # 3: Gram-preconditioned L-BFGS by default (same objective and stopping test; far fewer
     #    iterations, so float32 fits stop at slightly different points)
-    version = "3"
+    # 4: coarse fits may start from the path extrapolated in log10(C) (lower objective wins);
+    #    class-major GEMMs (same objective; float32 fits stop at slightly different points)
+    version = "4"
     description = "multinomial logistic regression (L-BFGS), C searched on val (CLIP A.3), refit on train+val"
     params_spec = (
         Param("C", None, positive_float_or_none, "fixed C, or null to search it"),
@@ -79,6 +81,10 @@ class LinearProtocol(Protocol):
             c_search=("coarse grid in increasing C with warm starts, stop after `patience` values "
                       "below the best, then `bisection_steps` bracketing bisections in log10(C) "
                       "around the best; ties -> smaller C") if searching else None,
+            warm_starts=("bisection: the two bracketing solutions interpolated in log10(C); coarse: the "
+                         "previous solution or the path extrapolated in log10(C) from the last two, "
+                         "whichever has the lower objective; final fit: the chosen C's solution")
+                        if searching else None,
             fit_on="train+val",
             objective="C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's)",
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch"
