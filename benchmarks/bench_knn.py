@@ -1,4 +1,4 @@
-"""Benchmark: KNNProbe (torch and faiss backends) against bare faiss, bare torch and scikit-learn's brute k-NN."""
+"""Benchmark: KNNProbe (faiss and torch backends) against bare faiss, bare torch and scikit-learn's brute k-NN."""
 from __future__ import annotations
 
 import argparse
@@ -11,12 +11,21 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import faiss  # noqa: E402
 import torch  # noqa: E402
 from _synth import synthetic_features  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 
+from evalbench.protocols.faiss_setup import import_faiss  # noqa: E402
 from evalbench.protocols.knn import KNNProbe, l2_normalize  # noqa: E402
+
+# Bare faiss gets the same OpenBLAS kernel pinning as evalbench (without it the wheel's
+# OpenBLAS runs a generic kernel on CPUs newer than it, ~5x slower; see faiss_setup).
+faiss = import_faiss()
+
+
+AUTO = "KNNProbe backend=auto (faiss) fit+predict"
+TORCH = "KNNProbe backend=torch fit+predict"
+MULTI = "KNNProbe k=10,20,100,200 one search (auto)"
 
 
 def main() -> None:
@@ -62,23 +71,22 @@ def main() -> None:
     for _ in range(2):
         timed("bare faiss IndexFlatIP", bare_faiss)
         timed("bare torch mm + topk", bare_torch)
-        accs["torch"], preds["torch"] = timed("KNNProbe backend=torch (auto) fit+predict", lambda: probe("torch"))
-        accs["faiss"], preds["faiss"] = timed("KNNProbe backend=faiss fit+predict", lambda: probe("faiss"))
-    multi = timed("KNNProbe k=10,20,100,200 one search (torch)",
+        accs["faiss"], preds["faiss"] = timed(AUTO, lambda: probe("auto"))
+        accs["torch"], preds["torch"] = timed(TORCH, lambda: probe("torch"))
+    multi = timed(MULTI,
                   lambda: KNNProbe(k=args.k, ks=(10, 20, 100, 200)).fit(Xtr, ytr).scores_for_ks(Xte, yte))
     if not args.skip_sklearn:
         def sk():
             clf = KNeighborsClassifier(n_neighbors=args.k, algorithm="brute", metric="cosine").fit(Xtr, ytr)
             return 100 * clf.score(Xte, yte)
         acc_sk = timed("sklearn KNeighborsClassifier brute cosine", sk)
-        timed("KNNProbe backend=torch (auto) fit+predict", lambda: probe("torch"))
+        timed(AUTO, lambda: probe("auto"))
 
     best = {name: min(ts) for name, ts in rows.items()}
-    f, t, ours = best["bare faiss IndexFlatIP"], best["bare torch mm + topk"], best["KNNProbe backend=torch (auto) fit+predict"]
+    f, t, ours = best["bare faiss IndexFlatIP"], best["bare torch mm + topk"], best[AUTO]
     print()
     print(f"{'(best of runs)':46}{'seconds':>9}{'top1':>8}{'vs faiss':>10}{'vs torch':>10}")
-    top1 = {"KNNProbe backend=torch (auto) fit+predict": accs["torch"], "KNNProbe backend=faiss fit+predict": accs["faiss"],
-            "KNNProbe k=10,20,100,200 one search (torch)": multi[20]["top1"]}
+    top1 = {AUTO: accs["faiss"], TORCH: accs["torch"], MULTI: multi[20]["top1"]}
     if not args.skip_sklearn:
         top1["sklearn KNeighborsClassifier brute cosine"] = acc_sk
     for name, sec in best.items():
@@ -90,7 +98,8 @@ def main() -> None:
     print(f"evalbench (auto) / bare faiss: {ours / f:.2f}x;  evalbench (auto) / bare torch: {ours / t:.2f}x")
     print(f"torch and faiss backends: same top1 {accs['torch'] == accs['faiss']}, "
           f"identical predictions {np.array_equal(preds['torch'], preds['faiss'])}")
-    print(f"threads: torch {torch.get_num_threads()}, faiss {faiss.omp_get_max_threads()}; "
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} (faiss's bundled OpenBLAS kernel); "
+          f"threads: torch {torch.get_num_threads()}, faiss {faiss.omp_get_max_threads()}; "
           f"faiss blas threshold {faiss.cvar.distance_compute_blas_threshold}")
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def environment(device: str) -> dict[str, Any]:
     from . import __version__
 
     try:
-        import faiss
+        from .protocols.faiss_setup import import_faiss
 
+        faiss = import_faiss()
         faiss_version = faiss.__version__
     except ImportError:
         faiss_version = None
@@ -97,6 +98,8 @@ def environment(device: str) -> dict[str, Any]:
         "scikit-learn": sklearn.__version__,
         "numpy": numpy.__version__,
         "faiss": faiss_version,
+        # the kernel family faiss's bundled OpenBLAS was pinned to (protocols/faiss_setup.py)
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),

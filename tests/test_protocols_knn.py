@@ -101,9 +101,21 @@ def test_backends_agree_on_blocks_and_read_only_input(monkeypatch):
     Xte.flags.writeable = False
     t = KNNProbe(k=7, backend="torch").fit(Xtr, ytr)
     f = KNNProbe(k=7, backend="faiss").fit(Xtr, ytr)
-    assert t.backend_ == "torch" and KNNProbe().fit(Xtr, ytr).backend_ == "torch"  # auto
+    assert t.backend_ == "torch" and KNNProbe().fit(Xtr, ytr).backend_ == "faiss"  # auto
+    monkeypatch.setattr(knn, "faiss_available", lambda: False)
+    assert KNNProbe().fit(Xtr, ytr).backend_ == "torch"  # auto without faiss
     st, it = t.kneighbors(Xte)
     sf, if_ = f.kneighbors(Xte)
     assert np.array_equal(it, if_) and np.array_equal(st, sf)
     with pytest.raises(ValueError, match="backend must be one of"):
         KNNProbe(backend="annoy").fit(Xtr, ytr)
+
+
+def test_faiss_openblas_kernel_follows_cpu_flags():
+    from evalbench.protocols.faiss_setup import cpu_flags, openblas_coretype
+
+    avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "sse2"}
+    assert openblas_coretype(avx512) == "SkylakeX"
+    assert openblas_coretype({"avx2", "fma", "sse2"}) == "Haswell"
+    assert openblas_coretype({"sse2", "avx"}) is None  # old CPUs: OpenBLAS's own detection
+    assert isinstance(cpu_flags(), set)

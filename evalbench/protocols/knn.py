@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
+from .faiss_setup import faiss_available, import_faiss
 from .metrics import accuracy, mean_per_class
 
 
@@ -23,12 +24,14 @@ BACKENDS = ("auto", "faiss", "torch")
 
 
 def resolve_backend(backend: str) -> str:
-    """'auto' -> 'torch': a chunked torch matmul + topk measured 4-5x faster than faiss
-    IndexFlatIP on this kind of CPU (the faiss-cpu wheel bundles an OpenBLAS 0.3.15 whose
-    sgemm runs far below MKL's; benchmarks/bench_knn.py). Both are exact searches."""
+    """'auto' -> 'faiss' (exact IndexFlatIP, at the fp32 matrix-multiply limit once its
+    OpenBLAS kernel matches the CPU, see faiss_setup), or 'torch' when faiss does not import.
+    Both are exact searches with identical results (benchmarks/bench_knn.py)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return "torch" if backend == "auto" else backend
+    if backend == "auto":
+        return "faiss" if faiss_available() else "torch"
+    return backend
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
@@ -68,8 +71,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         ks: every k scored by ``scores_for_ks`` from one search at max(ks).
         normalize: L2-normalise features (cosine similarity); False = raw inner product.
         chunk_size: queries per search, to bound memory.
-        backend: "auto" (= "torch", the fastest exact search measured here), "torch"
-            (blocked matmul + topk) or "faiss" (IndexFlatIP).
+        backend: "auto" (= "faiss" when it imports, else "torch"), "faiss" (IndexFlatIP)
+            or "torch" (blocked matmul + topk).
     """
 
     def __init__(self, k: int = 20, temperature: float = 0.07, ks: Iterable[int] = (10, 20, 100, 200),
@@ -101,9 +104,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         Xn = l2_normalize(X) if self.normalize else np.ascontiguousarray(X, dtype=np.float32)
         if self.backend_ == "faiss":
-            import faiss  # optional: only this backend needs it
-
-            self.index_ = faiss.IndexFlatIP(X.shape[1])
+            self.index_ = import_faiss().IndexFlatIP(X.shape[1])
             self.index_.add(Xn)
         else:
             # torch wants writable memory; a read-only (memory-mapped) cache array is copied.
