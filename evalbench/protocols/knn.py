@@ -6,11 +6,10 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from .faiss_setup import faiss_available, import_faiss
-from .metrics import accuracy, mean_per_class
+from .metrics import accuracy, check_class_labels, mean_per_class
 
 
 #: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
@@ -99,7 +98,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         self.backend_ = resolve_backend(self.backend)
         X, y = check_X_y(X, y, dtype=np.float32)
-        check_classification_targets(y)
+        check_class_labels(y)
         self.classes_, self._y_idx = np.unique(y, return_inverse=True)
         self.n_features_in_ = X.shape[1]
         Xn = l2_normalize(X) if self.normalize else np.ascontiguousarray(X, dtype=np.float32)

@@ -8,12 +8,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..errors import ProtocolInputError
 from .lbfgs import SMALL_WORK, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
-from .metrics import stratified_holdout
+from .metrics import check_class_labels, stratified_holdout
 
 #: Preconditioning pays only when the two N*D*K GEMMs dominate an evaluation: below this,
 #: its per-evaluation D^2*K float64 mapping costs about what the saved iterations save
@@ -129,7 +128,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         if self.C is not None and not self.C > 0:
             raise ValueError(f"C must be positive or None, got {self.C!r}")
         X, y = check_X_y(X, y, dtype=(np.float32, np.float64))
-        check_classification_targets(y)
+        check_class_labels(y)
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together")
         if X_val is not None:

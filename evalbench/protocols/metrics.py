@@ -1,9 +1,11 @@
 """Classification metrics in percent and the label checks every protocol shares."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
 
 from ..errors import ProtocolInputError
 
@@ -120,3 +122,11 @@ def mean_std_ci(values: list[float]) -> dict[str, float]:
 def as_labels(y: Optional[np.ndarray]) -> Optional[np.ndarray]:
     """Labels as int64, or None."""
     return None if y is None else np.asarray(y).astype(np.int64, copy=False)
+
+
+def check_class_labels(y) -> None:
+    """sklearn's classification-target check, without its "more than 50% unique classes"
+    warning: few-shot sets have one or two examples per class by design."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+        check_classification_targets(y)

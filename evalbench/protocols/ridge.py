@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+from .metrics import check_class_labels
 
 #: big_vision appends a constant feature of this size for the bias, so that the bias is
 #: (almost) unregularised by the shared L2 penalty.
@@ -42,7 +43,7 @@ class RidgeProbe(ClassifierMixin, BaseEstimator):
         if not self.l2 > 0:
             raise ValueError(f"l2 must be positive, got {self.l2!r}")
         X, y = check_X_y(X, y, dtype=(np.float64, np.float32))
-        check_classification_targets(y)
+        check_class_labels(y)
         self.classes_, yi = np.unique(y, return_inverse=True)
         self.n_features_in_ = X.shape[1]
         X64 = np.asarray(X, dtype=np.float64)
