@@ -115,6 +115,8 @@ def report(r: dict, args) -> None:
               + ("  (sklearn extrapolated)" if r["extrapolated"] else ""))
     for run, tt in ((1, r["t_total"]), (2, r["t_total2"])):
         print(f"{f'search + refit (run {run})':28}{tt:>14.1f}{r['sk_total']:>14.1f}{r['sk_total'] / tt:>9.2f}x")
+    mean_ratio = r["sk_search"] / ((r["t_search"] + r["t_search2"]) / 2)
+    print(f"{'search speed-up':28}{mean_ratio:>37.2f}x  (sklearn / mean of the two evalbench runs; target >= 5x)")
     print(f"{'chosen C':28}{r['C_ours']:>14.4g}{r['C_sk']:>14.4g}")
     print(f"{'best val top1':28}{r['val_ours']:>14.2f}{r['val_sk']:>14.2f}")
     print(f"{'test top1 (own search)':28}{r['test_ours']:>14.2f}{r['test_sk']:>14.2f}"
