@@ -166,10 +166,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         y_all = yi if yvi is None else np.concatenate([yi, yvi])
         Xt, yt = self._prepare(X_all, y_all, fit_stats=True)
         if theta0 is None:
-            theta0 = torch.zeros(Xt.shape[1] + 1, len(self.classes_), dtype=Xt.dtype, device=Xt.device)
+            theta0 = self._zero_theta(Xt)
         # The refit reuses the search's Gram and mean when there was a search: any SPD matrix
         # is a valid preconditioner and train's Gram is close to train+val's (saves N*D^2).
-        theta, info = self._fit_one(Xt, yt, self.C_, theta0, self._preconditioner(Xt, getattr(self, "_search_pre", None)))
+        theta, info = self._fit_one(Xt, yt, self.C_, theta0, self._preconditioner(Xt, self._search_pre))
         self._search_pre = None
         tick()
         d = Xt.shape[1]
@@ -200,7 +200,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         """Coarse grid (increasing C, warm starts) then bracketing bisection in log10(C)."""
         Xt, yt = self._prepare(Xs, ys, fit_stats=True)
         Xvt, yvt = self._prepare(Xv, yv, fit_stats=False)
-        k = len(self.classes_)
         t0 = time.perf_counter()
         pre = self._search_pre = self._preconditioner(Xt)
         self.search_setup_seconds_ = round(time.perf_counter() - t0, 3)  # Gram of the fit data
@@ -208,7 +207,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         accs: dict[float, float] = {}
 
         def run(logc: float, stage: str) -> float:
-            starts, names = self._warm_starts(sols, logc, Xt.shape[1] + 1, k, Xt)
+            starts, names = self._warm_starts(sols, logc, Xt)
             t0 = time.perf_counter()
             theta, info = self._fit_one(Xt, yt, 10.0 ** logc, starts, pre)
             with torch.no_grad():
@@ -260,7 +259,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         m = best_log()
         return float(10.0 ** m), sols[m]
 
-    def _warm_starts(self, sols: dict, logc: float, rows: int, k: int, like: torch.Tensor):
+    def _zero_theta(self, Xt: torch.Tensor) -> torch.Tensor:
+        """[W; b] = 0 for these fit data, shape (D+1, K)."""
+        return torch.zeros(Xt.shape[1] + 1, len(self.classes_), dtype=Xt.dtype, device=Xt.device)
+
+    def _warm_starts(self, sols: dict, logc: float, Xt: torch.Tensor):
         """Candidate starting points for the fit at log10(C) = logc, and their names.
 
         Between two fitted C: their solutions interpolated linearly in log10(C). Beyond the
@@ -283,7 +286,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 starts.append(torch.lerp(sols[a], sols[b], (logc - a) / (b - a)))  # weight > 1: extrapolation
                 names.append("extrapolated")
             return starts, names
-        return [torch.zeros(rows, k, dtype=like.dtype, device=like.device)], ["zeros"]
+        return [self._zero_theta(Xt)], ["zeros"]
 
     def _prepare(self, X: np.ndarray, y: Optional[np.ndarray], fit_stats: bool):
         """Row L2 normalisation and standardisation, then a tensor on the fit device."""
