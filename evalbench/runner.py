@@ -120,22 +120,9 @@ def evaluate(
     else:
         spec = getattr(model, "spec", None) or f"object:{type(model).__module__}.{type(model).__qualname__}"
         encoder = check_encoder(model, "the encoder object")
-    if len(getattr(encoder, "pools", ())) > 1 and hasattr(encoder, "variants"):
-        # several feature choices (--pool cls,mean,last4): one evaluation each, with its own name, cache
-        # entries and records; extract.py fills every variant's cache entry from one forward pass
-        if name:
-            encoder.name, name = name, None
-        return pd.concat([evaluate(v, suite, tasks, output=output, cache_dir=cache_dir, data_root=data_root,
-                                   protocols=protocols, batch_size=batch_size, seed=seed, force=force,
-                                   progress=progress, console=console, summary=summary, allow_missing=allow_missing)
-                          for v in encoder.variants()], ignore_index=True)
     if name:
         encoder.name = name
-    slug = slugify(encoder.name)
-    model_rec = _model_record(spec, encoder, slug)
-    cache = FeatureCache(cache_dir)
     summary = summary if summary is not None else RunSummary()
-    device = str(getattr(encoder, "device", "cpu"))
 
     # Check every task's data and protocol settings before any extraction, so a mistake in the
     # last task does not surface after an hour of work.
@@ -161,63 +148,82 @@ def evaluate(
         known = sorted({e.id for t in task_specs for e in t.protocols})
         raise UnknownNameError("protocol", protocols[0], known)
 
+    cache = FeatureCache(cache_dir)
+    # Several feature choices (--pool cls,mean,last4): one evaluation each, with its own name,
+    # cache entries and records, over the same loaded data; extract.py fills every variant's
+    # cache entry from one forward pass.
+    multi = len(getattr(encoder, "pools", ())) > 1 and hasattr(encoder, "variants")
     rows = []
     with _progress(progress, console) as bar:
-        for task, source, pools, splits, runs in plans:
-            todo = []
-            task_enc = task_encoder(encoder, task.preprocess)  # VTAB: no centre crop; recorded below
-            task_model = {**model_rec, "preprocess": task_enc.preprocess.to_dict()}
-            if task.preprocess:
-                task_model["preprocess_override"] = dict(task.preprocess)
-            for entry, proto in runs:
-                path = result_path(output, slug, task.name, entry.id)
-                existing = None if force else read_result(path) if path.exists() else None
-                if _is_current(existing, task_model, task, proto, entry.params, seed):
-                    summary.skipped.append(f"{task.name}/{entry.id}")
-                    rows.append(_row(existing, path, "reused"))
-                else:
-                    todo.append((entry, proto, path))
-            if not todo:
-                continue
-            t0 = time.perf_counter()
-            feats, split_sizes = {}, {}
-            for split_name, (pool_name, idx) in splits.items():
-                identity = {**source.identity(), "pool": pool_name, "pool_sha256": pools[pool_name].digest()}
-                got = extract_features(task_enc, pools[pool_name], idx, identity, cache, batch_size=batch_size,
-                                       progress=bar, description=f"extract {task.name}/{split_name}")
-                summary.extracted += got.extracted
-                summary.reused += len(idx) - got.extracted
-                feats[split_name] = got
-                split_sizes[split_name] = int(len(idx))
-            extract_s = time.perf_counter() - t0
-            num_classes = len(next(iter(pools.values())).classes)
-            # protocols read every row many times: load the memory-mapped features into RAM once
-            loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in feats.items()}
-            fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"), num_classes=num_classes)
-            for entry, proto, path in todo:
-                started, t1 = _now(), time.perf_counter()
-                outcome = proto.evaluate(fsplits, seed=seed, progress=bar)
-                record = {
-                    "schema_version": SCHEMA_VERSION,
-                    "model": task_model,
-                    "task": {"name": task.name, "version": task.version, "dataset": source.identity(),
-                             "splits": split_sizes, "split_definition": task.splits, "num_classes": num_classes,
-                             "file": Path(task.path).name, "group": task.group or None,
-                             "suites": list(task.suites)},
-                    "protocol": {"id": entry.id, "name": proto.name, "version": proto.version,
-                                 "requested": entry.params, "params": outcome.params},
-                    "metrics": outcome.metrics,
-                    "details": outcome.details,
-                    "seed": seed,
-                    "cache_keys": {k: v.key for k, v in feats.items()},
-                    "environment": environment(device),
-                    "timing": {"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
-                               "protocol_seconds": round(time.perf_counter() - t1, 3)},
-                }
-                write_result(path, record)
-                summary.computed.append(f"{task.name}/{entry.id}")
-                rows.append(_row(record, path, "computed"))
+        for enc in (encoder.variants() if multi else [encoder]):
+            rows += _evaluate_encoder(enc, spec, plans, cache, output, batch_size, seed, force, summary, bar)
     return pd.DataFrame(rows)
+
+
+def _evaluate_encoder(encoder: Encoder, spec: str, plans: list, cache: FeatureCache, output, batch_size: int,
+                      seed: int, force: bool, summary: RunSummary, bar) -> list[dict[str, Any]]:
+    """Extract (or reuse) features and run every planned protocol for one encoder; result rows."""
+    slug = slugify(encoder.name)
+    model_rec = _model_record(spec, encoder, slug)
+    env: dict[str, Any] = {}  # environment facts: constant for the run, collected at the first record
+    rows = []
+    for task, source, pools, splits, runs in plans:
+        todo = []
+        task_enc = task_encoder(encoder, task.preprocess)  # VTAB: no centre crop; recorded below
+        task_model = {**model_rec, "preprocess": task_enc.preprocess.to_dict()}
+        if task.preprocess:
+            task_model["preprocess_override"] = dict(task.preprocess)
+        for entry, proto in runs:
+            path = result_path(output, slug, task.name, entry.id)
+            existing = None if force else read_result(path)
+            if _is_current(existing, task_model, task, proto, entry.params, seed):
+                summary.skipped.append(f"{task.name}/{entry.id}")
+                rows.append(_row(existing, path, "reused"))
+            else:
+                todo.append((entry, proto, path))
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        feats, split_sizes = {}, {}
+        for split_name, (pool_name, idx) in splits.items():
+            identity = {**source.identity(), "pool": pool_name, "pool_sha256": pools[pool_name].digest()}
+            got = extract_features(task_enc, pools[pool_name], idx, identity, cache, batch_size=batch_size,
+                                   progress=bar, description=f"extract {task.name}/{split_name}")
+            summary.extracted += got.extracted
+            summary.reused += len(idx) - got.extracted
+            feats[split_name] = got
+            split_sizes[split_name] = int(len(idx))
+        extract_s = time.perf_counter() - t0
+        num_classes = len(next(iter(pools.values())).classes)
+        # protocols read every row many times: load the memory-mapped features into RAM once
+        loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in feats.items()}
+        fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"), num_classes=num_classes)
+        for entry, proto, path in todo:
+            started, t1 = _now(), time.perf_counter()
+            if not env:
+                env.update(environment(str(getattr(encoder, "device", "cpu"))))
+            outcome = proto.evaluate(fsplits, seed=seed, progress=bar)
+            record = {
+                "schema_version": SCHEMA_VERSION,
+                "model": task_model,
+                "task": {"name": task.name, "version": task.version, "dataset": source.identity(),
+                         "splits": split_sizes, "split_definition": task.splits, "num_classes": num_classes,
+                         "file": Path(task.path).name, "group": task.group or None,
+                         "suites": list(task.suites)},
+                "protocol": {"id": entry.id, "name": proto.name, "version": proto.version,
+                             "requested": entry.params, "params": outcome.params},
+                "metrics": outcome.metrics,
+                "details": outcome.details,
+                "seed": seed,
+                "cache_keys": {k: v.key for k, v in feats.items()},
+                "environment": env,
+                "timing": {"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
+                           "protocol_seconds": round(time.perf_counter() - t1, 3)},
+            }
+            write_result(path, record)
+            summary.computed.append(f"{task.name}/{entry.id}")
+            rows.append(_row(record, path, "computed"))
+    return rows
 
 
 def _row(record: dict, path: Path, status: str) -> dict[str, Any]:
