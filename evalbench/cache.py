@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from .errors import EvalbenchError
 

@@ -109,18 +109,19 @@ def extract_features(
         extracted = 0
         siblings = _sibling_entries(encoder, cache, dataset_identity, indices, labels)
         try:
-            own = getattr(encoder, "pool", None)
+            own = getattr(encoder, "pool", None) if siblings else None
+            names = [own] + [s[0] for s in siblings] if siblings else None
             for start, stop in ranges:
                 if (start, stop) in done:
                     continue
-                names = [own] + [s[0] for s in siblings] if siblings else None
                 feats = _encode_range(encoder, pool, indices[start:stop], batch_size, progress, task_id, names)
-                cache.write_shard(key, start, stop, feats[own if siblings else None])
+                cache.write_shard(key, start, stop, feats[own])
                 for name, sib_key, _, _ in siblings:
                     cache.write_shard(sib_key, start, stop, feats[name])
                 extracted += stop - start
             for name, sib_key, sib_material, _ in siblings:  # complete only when every shard exists
-                if all(r in cache.completed_shards(sib_key) for r in ranges):
+                sib_done = cache.completed_shards(sib_key)
+                if all(r in sib_done for r in ranges):
                     cache.commit(sib_key, sib_material, labels, ranges, {"encoder_name": f"{encoder.name} ({name})"})
         finally:
             for *_, lock in siblings:

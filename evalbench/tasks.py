@@ -50,10 +50,6 @@ class TaskSpec:
     preprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def has_val(self) -> bool:
-        return "val" in self.split_names
-
-    @property
     def split_names(self) -> tuple[str, ...]:
         if "partition" in self.splits:
             return tuple(self.splits["partition"]["sizes"])
