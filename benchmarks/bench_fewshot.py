@@ -16,9 +16,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from evalbench.protocols import get_protocol  # noqa: E402
 from evalbench.protocols.base import FeatureSplit, FeatureSplits  # noqa: E402
-from evalbench.protocols.fewshot import _kshot_sets  # noqa: E402
+from evalbench.protocols.fewshot import ONE_SHOT_C, _kshot_sets  # noqa: E402
 from evalbench.protocols.knn import l2_normalize  # noqa: E402
-from evalbench.protocols.sampling import sample_episodes  # noqa: E402
+from evalbench.protocols.sampling import sample_episodes, stratified_folds  # noqa: E402
 
 
 def sklearn_fewshot_linear(splits, shots, seeds, seed, grid, folds_max=5):
@@ -28,13 +28,10 @@ def sklearn_fewshot_linear(splits, shots, seeds, seed, grid, folds_max=5):
         X, y = splits.train.X[idx], splits.train.y[idx]
         rng = np.random.default_rng([seed, s, 1])
         if shots == 1:
-            C = 1.0
+            C = ONE_SHOT_C
         else:
             folds = min(folds_max, shots)
-            fold = np.empty(len(y), dtype=np.int64)
-            for c in np.unique(y):
-                members = rng.permutation(np.flatnonzero(y == c))
-                fold[members] = np.arange(len(members)) % folds
+            fold = stratified_folds(y, folds, rng)
             cv = {c: np.mean([LogisticRegression(C=c, max_iter=1000).fit(X[fold != f], y[fold != f])
                               .score(X[fold == f], y[fold == f]) for f in range(folds)]) for c in grid}
             C = min(cv, key=lambda c: (-cv[c], c))

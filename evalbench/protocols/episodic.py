@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .base import FeatureSplits, ProtocolOutcome
-from .batched_logreg import GTOL, fit_predict_logreg
+from .batched_logreg import GTOL, MAX_NEWTON, fit_predict_logreg
 from .knn import l2_normalize
 from .metrics import mean_std_ci
 from .protocol import Param, Protocol, Ticker, positive_float, positive_int
@@ -28,14 +28,14 @@ class _Episodic(Protocol, ABC):
     )
 
     @abstractmethod
-    def _accuracies(self, splits, cls, sup, qry, ticker) -> np.ndarray:
+    def _accuracies(self, splits, sup, qry, ticker) -> np.ndarray:
         """Per-episode query accuracy (fraction) for the sampled episodes."""
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         p = self.params
-        cls, sup, qry = sample_episodes(splits.test.y, p["ways"], p["shots"], p["queries"], p["episodes"], seed)
+        _, sup, qry = sample_episodes(splits.test.y, p["ways"], p["shots"], p["queries"], p["episodes"], seed)
         ticker = Ticker(progress, f"{self.name} {p['ways']}-way {p['shots']}-shot", p["episodes"])
-        acc = self._accuracies(splits, cls, sup, qry, ticker)
+        acc = self._accuracies(splits, sup, qry, ticker)
         ticker.done()
         s = mean_std_ci(list(acc))
         params = dict(p)
@@ -56,7 +56,7 @@ class EpisodicCentroidProtocol(_Episodic):
     version = "1"
     description = "N-way K-shot episodes on test; nearest centroid after CL2N with the train mean (SimpleShot)"
 
-    def _accuracies(self, splits, cls, sup, qry, ticker) -> np.ndarray:
+    def _accuracies(self, splits, sup, qry, ticker) -> np.ndarray:
         mean = splits.train.X.astype(np.float64).mean(axis=0).astype(np.float32)
         Z = l2_normalize(splits.test.X.astype(np.float32) - mean)
         E, ways, queries = qry.shape
@@ -86,9 +86,9 @@ class EpisodicLogRegProtocol(_Episodic):
     version = "2"  # 2: exact optimum (batched Newton) instead of sklearn's tol=1e-4 stop
     description = "N-way K-shot episodes on test; logistic regression C=1 on L2-normalised features (rfs)"
     params_spec = _Episodic.params_spec + (Param("C", 1.0, positive_float),
-                                           Param("max_iter", 1000, positive_int))
+                                           Param("max_iter", MAX_NEWTON, positive_int, "Newton steps per episode"))
 
-    def _accuracies(self, splits, cls, sup, qry, ticker) -> np.ndarray:
+    def _accuracies(self, splits, sup, qry, ticker) -> np.ndarray:
         Z = torch.from_numpy(l2_normalize(splits.test.X).astype(np.float64))
         E, ways, queries = qry.shape
         shots = sup.shape[2]
@@ -100,7 +100,7 @@ class EpisodicLogRegProtocol(_Episodic):
             s_idx = torch.from_numpy(sup[sl].reshape(-1, ways * shots))
             q_idx = torch.from_numpy(qry[sl].reshape(-1, ways * queries))
             pred = fit_predict_logreg(Z[s_idx], ys.expand(len(s_idx), -1), Z[q_idx], ways,
-                                      C=self.params["C"], max_iter=min(self.params["max_iter"], 100))
+                                      C=self.params["C"], max_iter=self.params["max_iter"])
             out[sl] = 100.0 * (pred == yq).double().mean(dim=1).numpy()
             ticker.advance(len(s_idx))
         return out

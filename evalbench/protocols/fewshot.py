@@ -13,7 +13,7 @@ from .protocol import (
     Param, Protocol, Ticker, boolean, one_of, positive_float, positive_float_list,
     positive_float_or_none, positive_int,
 )
-from .sampling import kshot_indices
+from .sampling import kshot_indices, stratified_folds
 
 #: C used when K == 1: cross-validation on one example per class is impossible. 1.0 is
 #: scikit-learn's default and the value rfs uses for its few-shot logistic regression.
@@ -87,11 +87,7 @@ class FewShotLinearProtocol(Protocol):
         if shots == 1:
             return p["one_shot_C"], None
         folds = min(p["cv_folds"], shots)
-        # Stratified folds: each class's K examples, shuffled, dealt round-robin to folds.
-        fold = np.empty(len(y), dtype=np.int64)
-        for c in np.unique(y):
-            members = rng.permutation(np.flatnonzero(y == c))
-            fold[members] = np.arange(len(members)) % folds
+        fold = stratified_folds(y, folds, rng)
         cv = {}
         for C in p["c_grid"]:
             accs = []

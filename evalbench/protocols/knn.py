@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from .faiss_setup import faiss_available, import_faiss
-from .metrics import accuracy, check_class_labels, mean_per_class
+from .metrics import accuracy, check_class_labels, mean_per_class, ranked_classes
 
 
 #: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
@@ -212,11 +212,11 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), self.chunk_size):
             sl = slice(start, start + self.chunk_size)
             sims, idx = self.kneighbors(X[sl], kmax)
+            true_col = np.minimum(pos[sl], len(self.classes_) - 1)[:, None]
             for k, votes in self._votes(sims, idx, capped):
-                order = np.argsort(-votes, axis=1, kind="stable")[:, :5]
-                p = pos[sl]
+                order = ranked_classes(votes, 5)
                 preds[k].append(self.classes_[order[:, 0]])
-                hits5[k].append(known[sl] & (order == np.minimum(p, len(self.classes_) - 1)[:, None]).any(axis=1))
+                hits5[k].append(known[sl] & (order == true_col).any(axis=1))
         out = {}
         for k in ks:
             kc = min(k, kmax)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
@@ -118,10 +117,6 @@ def mean_std_ci(values: list[float]) -> dict[str, float]:
     std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
     return {"mean": float(a.mean()), "std": std, "ci95": float(1.96 * std / np.sqrt(len(a)))}
 
-
-def as_labels(y: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    """Labels as int64, or None."""
-    return None if y is None else np.asarray(y).astype(np.int64, copy=False)
 
 
 def check_class_labels(y) -> None:

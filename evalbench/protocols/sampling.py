@@ -25,6 +25,15 @@ def kshot_indices(y: np.ndarray, shots: int, rng: np.random.Generator, classes: 
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
+def stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold id per example: each class's examples, shuffled by rng, dealt round-robin to folds."""
+    fold = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
 def sample_episodes(
     y: np.ndarray, ways: int, shots: int, queries: int, episodes: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
