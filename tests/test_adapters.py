@@ -1,7 +1,6 @@
 """Adapters: every model spec kind loads the right weights, or fails with one clear line."""
 from __future__ import annotations
 
-import pickle
 import textwrap
 
 import pytest

@@ -5,7 +5,7 @@ import dataclasses
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
 from .base import Encoder, Preprocess, check_encoder

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from torch import nn
 
+from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .features import TokenAccess
@@ -17,10 +17,6 @@ from .module import ModuleEncoder
 log = logging.getLogger(__name__)
 
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL resample codes the image processors store
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False", "no")
 
 
 class HFViT(TokenAccess):

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Optional
 
 import torch
 
+from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError, UnknownNameError
 from .base import Preprocess
 from .module import ModuleEncoder
@@ -65,7 +65,7 @@ def load(name: str, random_init: bool = False, optimize: bool = True, layer: Opt
         try:
             model = timm.create_model(name, pretrained=True)
         except Exception as exc:  # offline, missing cache entry, HTTP errors: all mean "weights not here"
-            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+            offline = hub_offline()
             raise CheckpointError(
                 f"timm weights for {name!r} are not in the Hugging Face cache ({hub_cache_dir()})"
                 + (" and HF_HUB_OFFLINE is set" if offline else f" and could not be downloaded ({type(exc).__name__})")

@@ -44,6 +44,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..env import env_flag
 from ..errors import DataUnavailableError
 from .imagefiles import IndexedPool
 from .vtab_source import draw_1k
@@ -115,10 +116,6 @@ def hf_root(data_root: Optional[str]) -> Optional[Path]:
     return Path(root).expanduser() / "vtab-hf" if root else None
 
 
-def _truthy(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 @lru_cache(maxsize=4)
 def _probe(host: str) -> Optional[str]:
     try:
@@ -132,7 +129,7 @@ def hub_offline_reason() -> Optional[str]:
     """Why the Hub must not be asked (offline setting, no network), or None. Fails fast instead of
     letting huggingface_hub retry for half a minute."""
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if _truthy(var):
+        if env_flag(var):
             return f"{var}=1"
     host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
     return _probe(host)
