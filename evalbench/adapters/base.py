@@ -5,7 +5,6 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -136,6 +135,3 @@ def check_encoder(obj: Any, origin: str) -> Encoder:
         raise ConfigError(f"{origin}: encoder.preprocess must be an evalbench.Preprocess, got {type(obj.preprocess).__name__}")
     return obj
 
-
-def as_float32_numpy(features: torch.Tensor) -> np.ndarray:
-    return features.detach().to("cpu", torch.float32).numpy()

@@ -16,9 +16,6 @@ from .safeload import TRUST_FLAG, read_checkpoint
 
 __all__ = ["read_checkpoint", "extract_state_dict", "load_into", "build_arch", "load", "TRUST_FLAG"]
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar", ".bin", ".ckpt", ".safetensors")
-
-
 def extract_state_dict(obj: dict[str, Any], path: Path | str = "checkpoint",
                        checkpoint_key: Optional[str] = None) -> tuple[dict[str, torch.Tensor], str]:
     """The backbone tensors inside a loaded checkpoint, and the name of the recognised layout."""

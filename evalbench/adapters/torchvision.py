@@ -86,8 +86,6 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
     """`torchvision:ARCH` — pretrained weights unless `random_init` is asked for explicitly."""
     from .checkpoint import read_checkpoint  # one safe loader for every file we read
 
-    model = build(arch)
-    head = find_head(model, 1000)
     if random_init:
         source, tag = "random-init", None
         # torch's default init draws from the global RNG; a fixed generator keeps it reproducible
@@ -95,10 +93,12 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
             torch.manual_seed(0)
             model = build(arch)
     else:
+        model = build(arch)
         w = _weights_enum(arch, weights)
         state = read_checkpoint(fetch_weights(arch, w))
         model.load_state_dict(state, strict=True)
         source, tag = "torchvision", w.name
+    head = find_head(model, 1000)
     strip_head(model, head)
     pre = preprocess or preprocess_for(arch)
     fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "head_removed": head}
