@@ -79,7 +79,6 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     if options.get("random_init") and not spec.startswith(("torchvision:", "timm:")):
         raise ConfigError("--random-init applies to torchvision:ARCH and timm:NAME specs only")
     feat = {"layer": options.get("layer") or None, "pool": parse_pools(options.get("pool")), "dtype": options.get("dtype")}
-    plugins = custom.registered_adapters()  # scanning entry points reads every installed dist-info
     if spec == "pixels" or spec.startswith("pixels:"):
         given = [f"--{k}" for k, v in feat.items() if v is not None and not (k == "dtype" and v == "fp32")]
         if given:
@@ -108,7 +107,8 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         from . import hf
 
         encoder = hf.load(spec.partition(":")[2], optimize=optimize, weights=options.get("weights"), **feat)
-    elif spec in plugins:
+    # Entry points are scanned only when no built-in prefix matched: it reads every installed dist-info.
+    elif spec in (plugins := custom.registered_adapters()):
         ep = plugins[spec]
         encoder = custom.call_adapter(ep.load(), f"entry point {spec!r} ({ep.value})", options)
     elif _looks_like_path(spec):
