@@ -133,9 +133,9 @@ def prepare(root: str, tasks: Optional[list[str]] = None) -> list[str]:
         elif Vtab1kExport(folder, data_root=root).locate():
             lines.append(f"{folder}: community export found; nothing to do")
         elif VtabSource(folder, data_root=root).supported:
-            line = VtabSource(folder, data_root=root).prepare()
-            lines.append(line)
-            if folder in HF_TASKS and ": ready in " not in line:  # torchvision failed: try the Hub copy too
+            src = VtabSource(folder, data_root=root)
+            lines.append(src.prepare())
+            if folder in HF_TASKS and src.locate() is None:  # torchvision failed: try the Hub copy too
                 lines.append(VtabHf(folder, data_root=root).prepare())
         elif folder in HF_TASKS:
             lines.append(VtabHf(folder, data_root=root).prepare())

@@ -148,6 +148,9 @@ def draw_1k(pools: dict[str, np.ndarray], seed: int, parts: Optional[dict] = Non
     return out
 
 
+_UNOPENED = object()
+
+
 class VtabSource:
     """Source kind `vtab-source`: one VTAB task from its source dataset (torchvision), split variant source-stratified."""
 
@@ -155,6 +158,7 @@ class VtabSource:
                  download: bool = False, **_: Any):
         self.task = vtab_task(task)
         self.data_root, self.seed, self.image_size, self.download = data_root, int(seed), image_size, download
+        self._here: Any = _UNOPENED  # the local dataset, opened once (CLEVR, KITTI, SUN397 read many files)
 
     @property
     def supported(self) -> bool:
@@ -173,8 +177,14 @@ class VtabSource:
         except Exception:  # torchvision raises RuntimeError/OSError/URLError/ImportError when files are absent or offline
             return None
 
+    def _local(self):
+        """The source dataset as found locally (opened at most once per object), or None."""
+        if self._here is _UNOPENED:
+            self._here = self._open(False)
+        return self._here
+
     def locate(self) -> Optional[str]:
-        return str(source_root(self.data_root)) if self._open(False) is not None else None
+        return str(source_root(self.data_root)) if self._local() is not None else None
 
     def missing_message(self) -> str:
         if not self.supported:
@@ -184,7 +194,7 @@ class VtabSource:
                 f"({self.task.source}); run `evalbench data prepare vtab --root DIR`")
 
     def load(self) -> dict[str, IndexedPool]:
-        loaded = self._open(False) or (self._open(True) if self.download else None)
+        loaded = self._local() or (self._open(True) if self.download else None)
         if loaded is None:
             raise DataUnavailableError(self.missing_message())
         labels = {k: np.asarray(v[1], dtype=np.int64) for k, v in loaded.items()}
