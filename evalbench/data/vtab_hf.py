@@ -47,7 +47,7 @@ import numpy as np
 from ..env import env_flag
 from ..errors import DataUnavailableError
 from .imagefiles import IndexedPool
-from .vtab_source import draw_1k
+from .vtab_source import pools_1k
 from .vtab_tasks import SOURCE_STRATIFIED, smallnorb_label, vtab_task
 
 IMAGE_COLUMNS = ("webp", "png", "jpg", "jpeg", "image")
@@ -262,12 +262,8 @@ class VtabHf:
 
     def load(self) -> dict[str, IndexedPool]:
         spec, loaded = self._load_any(self.download)
-        labels = {k: v[1] for k, v in loaded.items()}
-        chosen = draw_1k(labels, self.seed, spec.parts)
-        classes = [str(i) for i in range(self.task.num_classes)]
-        ident = f"vtab-hf:{spec.repo}:{self.task.folder}"
-        return {name: IndexedPool(loaded[pool][0], idx, labels[pool][idx], classes, self.image_size, f"{ident}:{pool}")
-                for name, (pool, idx) in chosen.items()}
+        return pools_1k(loaded, self.seed, spec.parts, self.task.num_classes, self.image_size,
+                        f"vtab-hf:{spec.repo}:{self.task.folder}")
 
     def prepare(self) -> str:
         """Download into <root>/vtab-hf; a one-line outcome (never raises for network trouble)."""

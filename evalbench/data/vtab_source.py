@@ -148,6 +148,16 @@ def draw_1k(pools: dict[str, np.ndarray], seed: int, parts: Optional[dict] = Non
     return out
 
 
+def pools_1k(loaded: dict, seed: int, parts, num_classes: int, image_size: Optional[int],
+             ident: str) -> dict[str, IndexedPool]:
+    """The VTAB-1k pools (train800, val200, ...) drawn by draw_1k from loaded {pool: (images, labels)}."""
+    labels = {k: np.asarray(v[1], dtype=np.int64) for k, v in loaded.items()}
+    chosen = draw_1k(labels, seed, parts)
+    classes = [str(i) for i in range(num_classes)]
+    return {name: IndexedPool(loaded[pool][0], idx, labels[pool][idx], classes, image_size, f"{ident}:{pool}")
+            for name, (pool, idx) in chosen.items()}
+
+
 _UNOPENED = object()
 
 
@@ -197,12 +207,8 @@ class VtabSource:
         loaded = self._local() or (self._open(True) if self.download else None)
         if loaded is None:
             raise DataUnavailableError(self.missing_message())
-        labels = {k: np.asarray(v[1], dtype=np.int64) for k, v in loaded.items()}
-        chosen = draw_1k(labels, self.seed, SINGLE_POOL_PARTS.get(self.task.folder))
-        classes = [str(i) for i in range(self.task.num_classes)]
-        ident = f"vtab-source:{self.task.folder}"
-        return {name: IndexedPool(loaded[pool][0], idx, labels[pool][idx], classes, self.image_size, f"{ident}:{pool}")
-                for name, (pool, idx) in chosen.items()}
+        return pools_1k(loaded, self.seed, SINGLE_POOL_PARTS.get(self.task.folder), self.task.num_classes,
+                        self.image_size, f"vtab-source:{self.task.folder}")
 
     def prepare(self) -> str:
         """Download into <root>/vtab-source; a one-line outcome (never raises for network trouble)."""
