@@ -102,13 +102,18 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         self.classes_, self._y_idx = np.unique(y, return_inverse=True)
         self.n_features_in_ = X.shape[1]
         Xn = l2_normalize(X) if self.normalize else np.ascontiguousarray(X, dtype=np.float32)
+        # self._X: the train features for exact re-ranking of rows with ties at the k-th neighbour
         if self.backend_ == "faiss":
-            self.index_ = import_faiss().IndexFlatIP(X.shape[1])
+            faiss = import_faiss()
+            self.index_ = faiss.IndexFlatIP(X.shape[1])
             self.index_.add(Xn)
+            # a view of the index's own copy (alive as long as index_), not a second N x D array
+            self._X = faiss.rev_swig_ptr(self.index_.get_xb(), Xn.size).reshape(Xn.shape)
+            self._X.flags.writeable = False
         else:
             # torch wants writable memory; a read-only (memory-mapped) cache array is copied.
             self.index_ = torch.from_numpy(Xn if Xn.flags.writeable else Xn.copy())
-        self._X = Xn  # for exact re-ranking of rows with ties at the k-th neighbour
+            self._X = self.index_.numpy()
         self.n_train_ = X.shape[0]
         return self
 
