@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args, console) -> int:
     from rich.table import Table
 
+    from .leaderboard import format_metric
     from .runner import RunSummary, evaluate
 
     summary = RunSummary()
@@ -129,10 +130,9 @@ def _cmd_run(args, console) -> int:
     table = Table(title=f"evalbench results: {', '.join(models)}")
     for col in (*lead, "task", "protocol", "top1", "top5", "mean per class", "status"):
         table.add_column(col, justify="right" if col in ("top1", "top5", "mean per class") else "left")
-    fmt = lambda v: "–" if v is None or v != v else f"{v:.2f}"  # noqa: E731  (v != v is NaN)
     for _, r in df.iterrows():
-        table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], fmt(r["top1"]), fmt(r["top5"]),
-                      fmt(r["mean_per_class"]), r["status"])
+        table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], format_metric(r["top1"]),
+                      format_metric(r["top5"]), format_metric(r["mean_per_class"]), r["status"])
     console.print(table)
     _print_suite_means(args, df, summary, console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "

@@ -11,9 +11,13 @@ import pandas as pd
 from . import __version__
 
 
+def _fingerprint_text(record: dict[str, Any]) -> str:
+    return json.dumps(record["model"].get("fingerprint", {}), sort_keys=True, default=str)
+
+
 def _model_label(record: dict[str, Any], fingerprints_per_name: dict[str, set]) -> str:
     name = record["model"]["name"]
-    fp = json.dumps(record["model"].get("fingerprint", {}), sort_keys=True, default=str)
+    fp = _fingerprint_text(record)
     if len(fingerprints_per_name[name]) > 1:  # two different models share a name: tell them apart
         return f"{name} ({hashlib.sha256(fp.encode()).hexdigest()[:8]})"
     return name
@@ -79,7 +83,7 @@ def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
     records = [r for r in records if metric in r.get("metrics", {})]
     fingerprints: dict[str, set] = defaultdict(set)
     for r in records:
-        fingerprints[r["model"]["name"]].add(json.dumps(r["model"].get("fingerprint", {}), sort_keys=True, default=str))
+        fingerprints[r["model"]["name"]].add(_fingerprint_text(r))
     by_protocol: dict[tuple[str, str, str, str], list] = defaultdict(list)
     for r in records:
         by_protocol[_table_key(r)].append(r)
@@ -110,7 +114,8 @@ def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
     return tables
 
 
-def _fmt(v: Any) -> str:
+def format_metric(v: Any) -> str:
+    """Two decimals; a dash for a missing (None or NaN) value."""
     return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.2f}"
 
 
@@ -138,7 +143,7 @@ def render_markdown(records: Sequence[dict[str, Any]], sources: Sequence[str], m
         lines.append("| model | " + " | ".join(cols) + " |")
         lines.append("|---|" + "---:|" * len(cols))
         for model, row in df.iterrows():
-            vals = [_fmt(row[c]) for c in cols]
+            vals = [format_metric(row[c]) for c in cols]
             for g, tasks in df.attrs.get("groups", {}).items():
                 if row[tasks].isna().any() and row[tasks].notna().any():
                     vals[cols.index(f"{g} mean")] += " (partial)"
