@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -59,3 +61,14 @@ class DataSource(Protocol):
     def locate(self) -> str | None: ...
 
     def load(self) -> dict[str, ImagePool]: ...
+
+
+def data_roots(data_root: Optional[str]) -> list[Path]:
+    """Where non-bundled data may live, in search order: --data-root, then $EVALBENCH_DATA."""
+    return [Path(r).expanduser() for r in (data_root, os.environ.get("EVALBENCH_DATA")) if r]
+
+
+def data_subroot(data_root: Optional[str], name: str) -> Optional[Path]:
+    """<first data root>/<name>, where downloads go; None when no root is given."""
+    roots = data_roots(data_root)
+    return roots[0] / name if roots else None

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import DataUnavailableError, UnknownNameError
-from .base import ImagePool
+from .base import ImagePool, data_roots
 from .bundled import FASHION_CLASSES
 
 DATASETS = {
@@ -60,8 +59,7 @@ class IdxDataset:
         self.download = download
 
     def _roots(self) -> list[Path]:
-        roots = [r for r in (self.data_root, os.environ.get("EVALBENCH_DATA")) if r]
-        return [Path(r).expanduser() for r in roots]
+        return data_roots(self.data_root)
 
     def _candidates(self) -> list[Path]:
         out = []

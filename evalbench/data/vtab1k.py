@@ -13,13 +13,13 @@ Layout (written by ZhangYuanhan-AI/NOAH `data/vtab-source/get_vtab1k.py`, read b
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import DataUnavailableError
+from .base import data_roots
 from .imagefiles import FilePool
 from .vtab_tasks import OFFICIAL, vtab_task
 
@@ -29,8 +29,7 @@ LAYOUT = "<root>/vtab-1k/<task>/{train800,val200,train800val200,test}.txt with l
 
 def export_roots(data_root: Optional[str]) -> list[Path]:
     """Folders that may hold the export's task folders, in search order."""
-    roots = [Path(r).expanduser() for r in (data_root, os.environ.get("EVALBENCH_DATA")) if r]
-    return [p for r in roots for p in (r / "vtab-1k", r)]
+    return [p for r in data_roots(data_root) for p in (r / "vtab-1k", r)]
 
 
 def read_list(path: Path, num_classes: int) -> tuple[list[Path], np.ndarray, bytes]:

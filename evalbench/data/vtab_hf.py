@@ -46,6 +46,7 @@ import numpy as np
 
 from ..env import env_flag
 from ..errors import DataUnavailableError
+from .base import data_subroot
 from .imagefiles import IndexedPool
 from .vtab_source import pools_1k
 from .vtab_tasks import SOURCE_STRATIFIED, smallnorb_label, vtab_task
@@ -112,8 +113,7 @@ TASKS = tuple(HF_SPECS)
 
 
 def hf_root(data_root: Optional[str]) -> Optional[Path]:
-    root = data_root or os.environ.get("EVALBENCH_DATA")
-    return Path(root).expanduser() / "vtab-hf" if root else None
+    return data_subroot(data_root, "vtab-hf")
 
 
 @lru_cache(maxsize=4)

@@ -10,13 +10,13 @@ stratified 20% of the data for datasets without one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import DataUnavailableError
+from .base import data_subroot
 from .imagefiles import IndexedPool
 from .splits import stratified_partition, stratified_sample
 from .vtab_tasks import SOURCE_STRATIFIED, clevr_count_label, clevr_dist_label, kitti_dist_label, vtab_task
@@ -116,8 +116,7 @@ SINGLE_POOL_PARTS = {"sun397": {"train": 0.8, "test": 0.2}, "eurosat": {"train":
 
 
 def source_root(data_root: Optional[str]) -> Optional[Path]:
-    root = data_root or os.environ.get("EVALBENCH_DATA")
-    return Path(root).expanduser() / "vtab-source" if root else None
+    return data_subroot(data_root, "vtab-source")
 
 
 def draw_1k(pools: dict[str, np.ndarray], seed: int, parts: Optional[dict] = None) -> dict[str, tuple[str, np.ndarray]]:
