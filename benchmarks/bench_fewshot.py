@@ -15,7 +15,7 @@ from _synth import synthetic_features  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from evalbench.protocols import get_protocol  # noqa: E402
-from evalbench.protocols.base import FeatureSplit, FeatureSplits  # noqa: E402
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits  # noqa: E402
 from evalbench.protocols.fewshot import ONE_SHOT_C, _kshot_sets  # noqa: E402
 from evalbench.protocols.knn import l2_normalize  # noqa: E402
 from evalbench.protocols.sampling import sample_episodes, stratified_folds  # noqa: E402

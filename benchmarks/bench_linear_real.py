@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from evalbench.protocols import get_protocol  # noqa: E402
-from evalbench.protocols.base import FeatureSplit, FeatureSplits  # noqa: E402
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits  # noqa: E402
 
 
 def digits_splits() -> FeatureSplits:

@@ -199,7 +199,7 @@ def _cmd_data(args, console) -> int:
     from rich.table import Table
 
     from .data.vtab import prepare, status_rows
-    from .data.vtab_tasks import VTAB_TASKS
+    from .data.vtab.tasks import VTAB_TASKS
     from .errors import UnknownNameError
 
     tasks = _split_list(args.tasks)
@@ -224,7 +224,7 @@ def _cmd_data(args, console) -> int:
             notes.append(f"source route: {r['source_route']}")
         table.add_row(r["task"], r["group"], r["route"] or "[red]missing[/]", r["variant"] or "–", counts, cover, "\n".join(notes))
     console.print(table)
-    from .data.vtab1k import LAYOUT
+    from .data.vtab.export import LAYOUT
 
     console.print(f"{warnings} warning(s). Community export layout: {LAYOUT} (<root> = --data-root or $EVALBENCH_DATA). "
                   "`evalbench data prepare vtab --root DIR` downloads what it can and prints the manual steps.",

@@ -18,7 +18,7 @@ from .data.task_preprocess import task_encoder
 from .errors import DataUnavailableError, UnknownNameError
 from .extract import extract_features
 from .protocols import get_protocol
-from .protocols.base import FeatureSplit, FeatureSplits
+from .protocols.contract import FeatureSplit, FeatureSplits
 from .results import SCHEMA_VERSION, environment, read_result, result_path, slugify, write_result
 from .tasks import TaskSpec, resolve_tasks
 

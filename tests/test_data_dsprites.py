@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalbench.data.dsprites import (NUM_IMAGES, ORIENTATIONS, POSITIONS, SCALES, Dsprites, latents, render,
+from evalbench.data.vtab.dsprites import (NUM_IMAGES, ORIENTATIONS, POSITIONS, SCALES, Dsprites, latents, render,
                                      split_indices, task_labels)
 
 

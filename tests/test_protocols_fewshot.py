@@ -5,7 +5,7 @@ from sklearn.linear_model import Ridge
 
 from evalbench.errors import ProtocolInputError
 from evalbench.protocols import RidgeProbe, get_protocol
-from evalbench.protocols.base import FeatureSplit, FeatureSplits
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits
 from evalbench.protocols.ridge import BIAS_CONSTANT
 from evalbench.protocols.sampling import kshot_indices, sample_episodes
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from evalbench.protocols import KNNProbe, get_protocol
-from evalbench.protocols.base import FeatureSplit, FeatureSplits
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits
 
 
 def _tied_data(rng, n, classes):

@@ -5,7 +5,7 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 
 from evalbench.protocols import LinearProbe, get_protocol
-from evalbench.protocols.base import FeatureSplit, FeatureSplits
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits
 from evalbench.protocols.lbfgs import softmax_objective
 from evalbench.protocols.linear import CLIP_GRID
 

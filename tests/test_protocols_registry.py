@@ -5,7 +5,7 @@ from rich.progress import Progress
 
 from evalbench.errors import ConfigError, UnknownNameError
 from evalbench.protocols import get_protocol, list_protocols
-from evalbench.protocols.base import FeatureSplit, FeatureSplits, ProtocolOutcome
+from evalbench.protocols.contract import FeatureSplit, FeatureSplits, ProtocolOutcome
 
 NAMES = ["episodic-centroid", "episodic-logreg", "fewshot-knn", "fewshot-linear", "knn", "linear", "ridge"]
 FAST = {"linear": {"bisection_steps": 1}, "fewshot-linear": {"shots": 2, "seeds": 2},

@@ -11,7 +11,7 @@ from PIL import Image
 from evalbench.data import make_source
 from evalbench.data.imagefiles import open_image
 from evalbench.data.vtab import Vtab, status_rows
-from evalbench.data.vtab1k import Vtab1kExport
+from evalbench.data.vtab.export import Vtab1kExport
 from evalbench.errors import DataUnavailableError
 
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from evalbench.data import vtab_hf  # noqa: E402
+from evalbench.data.vtab import hf as vtab_hf  # noqa: E402
 from evalbench.data.vtab import Vtab, prepare, status_rows  # noqa: E402
-from evalbench.data.vtab_hf import HF_SPECS, HfSpec, VtabHf  # noqa: E402
+from evalbench.data.vtab.hf import HF_SPECS, HfSpec, VtabHf  # noqa: E402
 from evalbench.errors import DataUnavailableError  # noqa: E402
 
 

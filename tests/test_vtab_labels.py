@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalbench.data import vtab_source
+from evalbench.data.vtab import source as vtab_source
 from evalbench.data.vtab import Vtab
-from evalbench.data.vtab_source import VtabSource, draw_1k
-from evalbench.data.vtab_tasks import (VTAB_TASKS, clevr_count_label, clevr_dist_label, dsprites_bins, kitti_dist_label,
+from evalbench.data.vtab.source import VtabSource, draw_1k
+from evalbench.data.vtab.tasks import (VTAB_TASKS, clevr_count_label, clevr_dist_label, dsprites_bins, kitti_dist_label,
                                        smallnorb_label)
 
 

@@ -6,11 +6,11 @@ from typing import Any
 from ..errors import ConfigError, UnknownNameError
 from .base import DataSource, ImagePool
 from .bundled import BundledArrays, SklearnDigits
-from .dsprites import Dsprites
+from .vtab.dsprites import Dsprites
 from .idx import IdxDataset
 from .vtab import Vtab
-from .vtab1k import Vtab1kExport
-from .vtab_source import VtabSource
+from .vtab.export import Vtab1kExport
+from .vtab.source import VtabSource
 
 SOURCES = {
     "sklearn-digits": SklearnDigits,

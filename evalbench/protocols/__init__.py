@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import UnknownNameError
-from .base import FeatureSplit, FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplit, FeatureSplits, ProtocolOutcome
 from .episodic import EpisodicCentroidProtocol, EpisodicLogRegProtocol
 from .fewshot import FewShotKNNProtocol, FewShotLinearProtocol
 from .knn import KNNProbe
 from .linear import LinearProbe
-from .probes import KNNProtocol, LinearProtocol, RidgeProtocol
-from .protocol import Param, Protocol
+from .probe_protocols import KNNProtocol, LinearProtocol, RidgeProtocol
+from .protocol_base import Param, Protocol
 from .ridge import RidgeProbe
 
 _REGISTRY: dict[str, type[Protocol]] = {

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplits, ProtocolOutcome
 from .batched_logreg import GTOL, MAX_NEWTON, fit_predict_logreg
 from .knn import l2_normalize
 from .metrics import mean_std_ci
-from .protocol import Param, Protocol, Ticker, positive_float, positive_int
+from .protocol_base import Param, Protocol, Ticker, positive_float, positive_int
 from .sampling import sample_episodes
 
 _BATCH = 100  # episodes per vectorised centroid step: bounds memory at ~100*75*D floats

@@ -5,11 +5,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .base import FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
 from .linear import CLIP_GRID, LinearProbe
 from .metrics import classification_metrics, full_scores, mean_std_ci
-from .protocol import (
+from .protocol_base import (
     Param, Protocol, Ticker, boolean, one_of, positive_float, positive_float_list,
     positive_float_or_none, positive_int,
 )

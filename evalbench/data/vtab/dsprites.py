@@ -19,10 +19,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from .imagefiles import DECODE_POLICY, stack, to_rgb_array
-from .splits import stratified_sample
-from .vtab_tasks import PROCEDURAL, dsprites_bins
+from ...errors import ConfigError
+from ..imagefiles import DECODE_POLICY, stack, to_rgb_array
+from ..splits import stratified_sample
+from .tasks import PROCEDURAL, dsprites_bins
 
 SHAPES = ("square", "ellipse", "heart")
 FACTOR_SIZES = {"color": 1, "shape": 3, "scale": 6, "orientation": 40, "posX": 32, "posY": 32}

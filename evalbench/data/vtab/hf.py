@@ -5,7 +5,7 @@ Retinopathy, DMLab, smallNORB azimuth / elevation) and a fallback after torchvis
 Like the torchvision route it cannot reproduce the official TFDS slices: results carry split_variant
 "source-stratified". train800 and val200 are drawn stratified with the recorded seed from the copy's
 train split (val200 from the train rows train800 did not take: these copies have no val split) and
-the score comes from the copy's whole test split (evalbench.data.vtab_source.draw_1k).
+the score comes from the copy's whole test split (evalbench.data.vtab.source.draw_1k).
 
 Downloads go through `datasets.load_dataset(id, split=..., cache_dir=<root>/vtab-hf)`; a marker file
 <root>/vtab-hf/<id with / as __>/ready.json records a finished download, so finding data never touches
@@ -44,12 +44,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..env import env_flag
-from ..errors import DataUnavailableError
-from .base import data_subroot
-from .imagefiles import IndexedPool
-from .vtab_source import pools_1k
-from .vtab_tasks import SOURCE_STRATIFIED, smallnorb_label, vtab_task
+from ...env import env_flag
+from ...errors import DataUnavailableError
+from ..base import data_subroot
+from ..imagefiles import IndexedPool
+from .source import pools_1k
+from .tasks import SOURCE_STRATIFIED, smallnorb_label, vtab_task
 
 IMAGE_COLUMNS = ("webp", "png", "jpg", "jpeg", "image")
 

@@ -5,14 +5,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ConfigError, DataUnavailableError
+from ...errors import ConfigError, DataUnavailableError
 from .dsprites import TASKS as DSPRITES_TASKS
 from .dsprites import Dsprites
-from .vtab1k import LAYOUT, Vtab1kExport, export_roots
-from .vtab_hf import TASKS as HF_TASKS
-from .vtab_hf import VtabHf, hf_root
-from .vtab_source import VtabSource, source_root
-from .vtab_tasks import VTAB_TASKS, vtab_task
+from .export import LAYOUT, Vtab1kExport, export_roots
+from .hf import TASKS as HF_TASKS
+from .hf import VtabHf, hf_root
+from .source import VtabSource, source_root
+from .tasks import VTAB_TASKS, vtab_task
 
 ROUTES = ("export", "procedural", "source", "hf")
 
@@ -20,7 +20,7 @@ ROUTES = ("export", "procedural", "source", "hf")
 class Vtab:
     """The first available route, in order: the community export (official splits), evalbench's dSprites
     rendering (dSprites tasks only), the source dataset through torchvision, a Hugging Face Hub copy
-    through `datasets` (evalbench.data.vtab_hf; the only source route for Caltech101, RESISC45,
+    through `datasets` (evalbench.data.vtab.hf; the only source route for Caltech101, RESISC45,
     Retinopathy, DMLab and smallNORB).
 
     Args:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
 from ..errors import ConfigError
-from .base import FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplits, ProtocolOutcome
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnknownNameError
+from ...errors import UnknownNameError
 
 OFFICIAL = "vtab-1k-official"          # the community export of the TFDS slices (train800/val200/test)
 SOURCE_STRATIFIED = "source-stratified"  # our own seeded, stratified 800/200 draw from the source dataset

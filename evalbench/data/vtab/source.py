@@ -2,7 +2,7 @@
 
 The official VTAB-1k slices depend on TFDS record order, so this route cannot reproduce them: its
 results carry split_variant "source-stratified" and never share a leaderboard table with the export's.
-Labels follow VTAB's definitions (evalbench.data.vtab_tasks). train800 is drawn from the source's
+Labels follow VTAB's definitions (evalbench.data.vtab.tasks). train800 is drawn from the source's
 train pool and val200 from its val pool (or from the rest of train when there is none), both
 stratified with the recorded seed; the score comes from the full source test split, or from a seeded
 stratified 20% of the data for datasets without one.
@@ -15,11 +15,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import DataUnavailableError
-from .base import data_subroot
-from .imagefiles import IndexedPool
-from .splits import stratified_partition, stratified_sample
-from .vtab_tasks import SOURCE_STRATIFIED, clevr_count_label, clevr_dist_label, kitti_dist_label, vtab_task
+from ...errors import DataUnavailableError
+from ..base import data_subroot
+from ..imagefiles import IndexedPool
+from ..splits import stratified_partition, stratified_sample
+from .tasks import SOURCE_STRATIFIED, clevr_count_label, clevr_dist_label, kitti_dist_label, vtab_task
 
 # A loader gets (root, download) and returns {pool: (get_image(i) -> PIL image, labels)} with pools
 # "train" and "test", optionally "val"; or a single "all" pool that is partitioned here.

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
 from .linear import CLIP_GRID, LinearProbe
 from .metrics import classification_metrics, full_scores
-from .protocol import (
+from .protocol_base import (
     Param, Protocol, Ticker, boolean, non_negative_int, one_of, positive_float,
     positive_float_list, positive_float_or_none, positive_int, positive_int_list,
 )

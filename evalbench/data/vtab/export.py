@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import DataUnavailableError
-from .base import data_roots
-from .imagefiles import FilePool
-from .vtab_tasks import OFFICIAL, vtab_task
+from ...errors import DataUnavailableError
+from ..base import data_roots
+from ..imagefiles import FilePool
+from .tasks import OFFICIAL, vtab_task
 
 LISTS = {"train800": 800, "val200": 200, "test": None}  # list file -> required line count
 LAYOUT = "<root>/vtab-1k/<task>/{train800,val200,train800val200,test}.txt with lines '<relative image path> <label>'"
