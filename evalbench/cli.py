@@ -134,6 +134,8 @@ def _cmd_run(args, console) -> int:
         table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], format_metric(r["top1"]),
                       format_metric(r["top5"]), format_metric(r["mean_per_class"]), r["status"])
     console.print(table)
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     _print_suite_means(args, df, summary, console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
                   f"results: {len(summary.computed)} computed, {len(summary.skipped)} already up to date; written under {args.output}/")

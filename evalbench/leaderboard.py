@@ -9,26 +9,25 @@ from typing import Any, Iterable, Optional, Sequence
 import pandas as pd
 
 from . import __version__
+from .results import ResultRecord, as_record
 
 
-def _fingerprint_text(record: dict[str, Any]) -> str:
-    return json.dumps(record["model"].get("fingerprint", {}), sort_keys=True, default=str)
+def _fingerprint_text(record: ResultRecord) -> str:
+    return json.dumps(record.model.fingerprint, sort_keys=True, default=str)
 
 
-def _model_label(record: dict[str, Any], fingerprints_per_name: dict[str, set]) -> str:
-    name = record["model"]["name"]
+def _model_label(record: ResultRecord, fingerprints_per_name: dict[str, set]) -> str:
+    name = record.model.name
     fp = _fingerprint_text(record)
     if len(fingerprints_per_name[name]) > 1:  # two different models share a name: tell them apart
         return f"{name} ({hashlib.sha256(fp.encode()).hexdigest()[:8]})"
     return name
 
 
-def _table_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+def _table_key(r: ResultRecord) -> tuple[str, str, str, str]:
     """Protocol id and version, grouped suite and split variant: results that never share a table."""
-    task = r["task"]
-    suite = (task.get("suites") or [""])[0] if task.get("group") else ""
-    variant = (task.get("dataset") or {}).get("split_variant") or ""
-    return r["protocol"]["id"], str(r["protocol"]["version"]), suite, variant
+    suite = (r.task.suites or ("",))[0] if r.task.group else ""
+    return r.protocol.id, r.protocol.version, suite, r.task.split_variant
 
 
 def _table_name(pid: str, pver: str, suite: str, variant: str) -> str:
@@ -68,7 +67,7 @@ def group_columns(df: pd.DataFrame, col_group: dict[str, str], expected: Sequenc
     return df
 
 
-def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
+def leaderboard_tables(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
                        suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> dict[str, pd.DataFrame]:
     """One table per protocol (id and version): rows are models, columns are tasks, plus `mean`.
 
@@ -80,10 +79,10 @@ def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
     per suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
     (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
     """
-    records = [r for r in records if metric in r.get("metrics", {})]
+    records = [r for r in map(as_record, records) if r.metric(metric) is not None]
     fingerprints: dict[str, set] = defaultdict(set)
     for r in records:
-        fingerprints[r["model"]["name"]].add(_fingerprint_text(r))
+        fingerprints[r.model.name].add(_fingerprint_text(r))
     by_protocol: dict[tuple[str, str, str, str], list] = defaultdict(list)
     for r in records:
         by_protocol[_table_key(r)].append(r)
@@ -91,14 +90,14 @@ def leaderboard_tables(records: Iterable[dict[str, Any]], metric: str = "top1",
     for (pid, pver, suite, variant), recs in sorted(by_protocol.items()):
         versions = defaultdict(set)
         for r in recs:
-            versions[r["task"]["name"]].add(str(r["task"]["version"]))
+            versions[r.task.name].add(r.task.version)
         cells: dict[str, dict[str, float]] = defaultdict(dict)
         col_group: dict[str, str] = {}
         for r in recs:
-            t = r["task"]["name"]
-            col = t if len(versions[t]) == 1 else f"{t} (v{r['task']['version']})"
-            cells[_model_label(r, fingerprints)][col] = float(r["metrics"][metric])
-            col_group[col] = r["task"].get("group") or ""
+            t = r.task.name
+            col = t if len(versions[t]) == 1 else f"{t} (v{r.task.version})"
+            cells[_model_label(r, fingerprints)][col] = r.metric(metric)
+            col_group[col] = r.task.group or ""
         df = pd.DataFrame.from_dict(cells, orient="index")
         if suite:
             expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
@@ -119,7 +118,7 @@ def format_metric(v: Any) -> str:
     return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.2f}"
 
 
-def render_markdown(records: Sequence[dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard",
+def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard",
                     suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> str:
     """The leaderboard as markdown: a generated-file header, then one table per protocol (and grouped suite)."""
     tables = leaderboard_tables(records, metric, suite_tasks)

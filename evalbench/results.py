@@ -1,17 +1,21 @@
-"""Result records: one JSON file per (model, task, protocol), with full provenance and a schema version."""
+"""Result records: the typed record of one (model, task, protocol) run, its JSON file and its schema versions."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import platform
 import re
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from .errors import EvalbenchError
 
 SCHEMA_VERSION = 1
+READABLE_SCHEMAS = (1,)
 
 
 def slugify(name: str) -> str:
@@ -24,32 +28,242 @@ def result_path(output: Path | str, model_slug: str, task: str, protocol_id: str
     return Path(output) / model_slug / task / f"{protocol_id}.json"
 
 
-def write_result(path: Path, record: dict[str, Any]) -> None:
-    """Write atomically: a reader sees the old record or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def canonical_digest(obj: Any) -> str:
+    """SHA-256 of a JSON-able object in canonical form (sorted keys, no spaces)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_result(path: Path) -> Optional[dict[str, Any]]:
-    """A record, or None for files that are not evalbench results."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(record, dict) or "schema_version" not in record:
-        return None
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise EvalbenchError(f"{path} has schema_version {record['schema_version']}; this evalbench reads up to {SCHEMA_VERSION}: upgrade evalbench")
-    return record
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced the features: spec, display name, fingerprint and the preprocessing actually applied.
+
+    `preprocess` is the effective one for this task (a task override such as VTAB's no-crop is
+    applied); `base_preprocess`, written only under an override, is the encoder's own, which with
+    the fingerprint identifies the model.
+    `provenance` holds facts that change neither features nor scores (checkpoint file name, layout).
+    """
+
+    name: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    spec: Optional[str] = None
+    slug: Optional[str] = None
+    preprocess_override: Optional[dict[str, Any]] = None
+    base_preprocess: Optional[dict[str, Any]] = None
+    provenance: Optional[dict[str, Any]] = None
+
+    @property
+    def own_preprocess(self) -> Optional[dict[str, Any]]:
+        """The encoder's own preprocessing (before a task override); None where a schema-1 record lacks it."""
+        if self.base_preprocess is not None:
+            return self.base_preprocess
+        return None if self.preprocess_override else self.preprocess
+
+    def same_model(self, fingerprint: dict[str, Any], own_preprocess: dict[str, Any]) -> bool:
+        """True when these are the same weights and feature choice under the same own preprocessing."""
+        if self.fingerprint != fingerprint:
+            return False
+        return self.own_preprocess is None or self.own_preprocess == own_preprocess
 
 
-def iter_results(dirs: Iterable[Path | str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class TaskInfo:
+    """The task as it was run: name, version, dataset identity and split definition."""
+
+    name: str
+    version: str
+    dataset: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    split_definition: dict[str, Any] = field(default_factory=dict)
+    num_classes: Optional[int] = None
+    file: Optional[str] = None
+    group: Optional[str] = None
+    suites: tuple[str, ...] = ()
+
+    @property
+    def split_variant(self) -> str:
+        return str(self.dataset.get("split_variant") or "")
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    """The protocol as it ran: registered id and name, version, requested and resolved parameters."""
+
+    id: str
+    name: str
+    version: str
+    requested: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run asks for; a stored record answers it when every part matches (the reuse rule)."""
+
+    fingerprint: dict[str, Any]
+    preprocess: dict[str, Any]
+    task_version: str
+    protocol_name: str
+    protocol_version: str
+    requested: dict[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One result: model, task, protocol, metrics and provenance. Reads schema 1 files.
+
+    Build with the constructor, store with `write`, load with `read` / `from_dict`; `to_dict`
+    gives the JSON layout (unchanged since schema 1). `path` is where it was read from.
+    """
+
+    model: ModelInfo
+    task: TaskInfo
+    protocol: ProtocolInfo
+    metrics: dict[str, Any]
+    seed: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+    cache_keys: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    path: Optional[Path] = field(default=None, compare=False)
+
+    # -- questions the runner, leaderboard and CLI ask -------------------------------------------
+    def answers(self, request: RunRequest) -> bool:
+        """True when this record was computed exactly as `request` asks (same weights, preprocessing,
+        task version, protocol version, settings and seed), so it can be reused instead of recomputed."""
+        return (self.schema_version == SCHEMA_VERSION
+                and self.model.fingerprint == request.fingerprint
+                and self.model.preprocess == request.preprocess
+                and self.task.version == request.task_version
+                and self.protocol.name == request.protocol_name
+                and self.protocol.version == request.protocol_version
+                and self.protocol.requested == request.requested
+                and self.seed == request.seed)
+
+    def metric(self, name: str) -> Optional[float]:
+        value = self.metrics.get(name)
+        return None if value is None else float(value)
+
+    def row(self, status: str = "") -> dict[str, Any]:
+        """The summary row the Python API and the CLI show: model, task, protocol and headline metrics."""
+        return {"model": self.model.name, "task": self.task.name, "group": self.task.group,
+                "protocol": self.protocol.id, "top1": self.metric("top1"), "top5": self.metric("top5"),
+                "mean_per_class": self.metric("mean_per_class"), "status": status,
+                "path": str(self.path) if self.path else None}
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        m = self.model  # schema-1 key order; optional facts only when set
+        model = {"spec": m.spec, "name": m.name, "slug": m.slug, "fingerprint": m.fingerprint, "preprocess": m.preprocess,
+                 **_drop_none({"preprocess_override": m.preprocess_override, "base_preprocess": m.base_preprocess,
+                               "provenance": m.provenance})}
+        task = dataclasses.asdict(self.task)
+        task["suites"] = list(self.task.suites)
+        return {"schema_version": self.schema_version, "model": model, "task": task,
+                "protocol": dataclasses.asdict(self.protocol), "metrics": self.metrics, "details": self.details,
+                "seed": self.seed, "cache_keys": self.cache_keys, "environment": self.environment,
+                "timing": self.timing}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: Optional[Path] = None) -> "ResultRecord":
+        """A record from its JSON form.
+
+        Raises:
+            ValueError: the mapping is not an evalbench record of a readable schema (missing or
+                mistyped fields, unknown schema version); the message names what is wrong.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a record is a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"schema_version must be an integer, got {version!r}")
+        if version not in READABLE_SCHEMAS:
+            raise ValueError(f"schema_version {version} is not one this evalbench reads ({', '.join(map(str, READABLE_SCHEMAS))})")
+        try:
+            model = _build(ModelInfo, data["model"])
+            task = _build(TaskInfo, data["task"])
+            protocol = _build(ProtocolInfo, data["protocol"])
+            metrics = dict(data["metrics"])
+        except KeyError as exc:
+            raise ValueError(f"missing field {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise ValueError(f"malformed field ({exc})") from None
+        return cls(model=model, task=dataclasses.replace(task, version=str(task.version), suites=tuple(task.suites or ())),
+                   protocol=dataclasses.replace(protocol, version=str(protocol.version)), metrics=metrics,
+                   seed=data.get("seed", 0), details=dict(data.get("details") or {}),
+                   cache_keys=dict(data.get("cache_keys") or {}), environment=dict(data.get("environment") or {}),
+                   timing=dict(data.get("timing") or {}), schema_version=version, path=path)
+
+    def write(self, path: Path | str) -> "ResultRecord":
+        """Write atomically (a reader sees the old record or the new one, never half of one); returns self with `path`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.to_dict(), f, indent=2, sort_keys=False, default=str)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dataclasses.replace(self, path=path)
+
+    @classmethod
+    def read(cls, path: Path | str) -> Optional["ResultRecord"]:
+        """The record at `path`; None when the file is absent or not an evalbench record.
+
+        Raises:
+            EvalbenchError: the record was written by a newer evalbench (a schema this one cannot read).
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        if not isinstance(data, dict) or "schema_version" not in data:
+            return None
+        version = data["schema_version"]
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise EvalbenchError(f"{path} has schema_version {version}; this evalbench reads up to "
+                                 f"{SCHEMA_VERSION}: upgrade evalbench")
+        try:
+            return cls.from_dict(data, path)
+        except ValueError:
+            return None
+
+
+def _build(cls, data: Mapping[str, Any]):
+    """A dataclass from a mapping, ignoring keys it does not declare (older or newer optional fields)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dict(data).items() if k in names})
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    """Leave optional fields out of the JSON when unset, so schema-1 files keep their exact layout."""
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def as_record(obj: ResultRecord | Mapping[str, Any]) -> ResultRecord:
+    """A ResultRecord from a record or its JSON dict (for notebooks and tests)."""
+    return obj if isinstance(obj, ResultRecord) else ResultRecord.from_dict(obj)
+
+
+def read_result(path: Path | str) -> Optional[ResultRecord]:
+    """The record at `path`, or None for files that are not evalbench results."""
+    return ResultRecord.read(path)
+
+
+def write_result(path: Path | str, record: ResultRecord | Mapping[str, Any]) -> ResultRecord:
+    """Write a record (or its JSON dict) atomically to `path`."""
+    return as_record(record).write(path)
+
+
+def iter_results(dirs: Iterable[Path | str]) -> list[ResultRecord]:
     """Every result record under the given directories (sorted by path, so output is stable)."""
     records = []
     for d in dirs:
@@ -59,7 +273,6 @@ def iter_results(dirs: Iterable[Path | str]) -> list[dict[str, Any]]:
         for path in sorted(d.rglob("*.json")):
             rec = read_result(path)
             if rec is not None:
-                rec["_path"] = str(path)
                 records.append(rec)
     return records
 

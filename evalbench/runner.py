@@ -1,6 +1,7 @@
 """The only module that wires encoders, data, the feature cache and protocols together."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,17 +11,20 @@ import numpy as np
 import pandas as pd
 
 from .adapters import load_encoder
-from .adapters.base import Encoder, check_encoder
+from .adapters.base import Encoder, Preprocess, check_encoder
 from .cache import FeatureCache
-from .data import make_source
+from .data import DataSource, ImagePool, make_source
 from .data.splits import resolve_splits
-from .data.task_preprocess import task_encoder
-from .errors import DataUnavailableError, UnknownNameError
-from .extract import extract_features
-from .protocols import get_protocol
+from .data.task_preprocess import effective_preprocess
+from .errors import ConfigError, DataUnavailableError, UnknownNameError
+from .extract import FeatureChoice, extract_features, feature_choices
+from .protocols import Protocol, get_protocol
 from .protocols.contract import FeatureSplit, FeatureSplits
-from .results import SCHEMA_VERSION, environment, read_result, result_path, slugify, write_result
-from .tasks import TaskSpec, resolve_tasks
+from .results import (ModelInfo, ProtocolInfo, ResultRecord, RunRequest, TaskInfo, canonical_digest, environment,
+                      read_result, result_path, slugify)
+from .tasks import ProtocolEntry, TaskSpec, resolve_tasks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,27 +36,83 @@ class RunSummary:
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # tasks left out for lack of data (--allow-missing)
+    notes: list[str] = field(default_factory=list)  # one-line notices (a model renamed to avoid a collision)
+
+
+@dataclass(frozen=True)
+class PlannedProtocol:
+    """One protocol to run on a task: its YAML entry (id, params) and the validated protocol."""
+
+    entry: ProtocolEntry
+    protocol: Protocol
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """A task with its data loaded and its splits resolved, checked before any extraction starts."""
+
+    task: TaskSpec
+    source: DataSource
+    pools: dict[str, ImagePool]
+    splits: dict[str, tuple[str, np.ndarray]]  # split name -> (pool name, sample indices)
+    protocols: list[PlannedProtocol]
+
+    @property
+    def num_classes(self) -> int:
+        return len(next(iter(self.pools.values())).classes)
+
+    def task_info(self) -> TaskInfo:
+        t = self.task
+        return TaskInfo(name=t.name, version=t.version, dataset=self.source.identity(),
+                        splits={k: int(len(idx)) for k, (_, idx) in self.splits.items()},
+                        split_definition=t.splits, num_classes=self.num_classes, file=Path(t.path).name,
+                        group=t.group or None, suites=tuple(t.suites))
+
+
+@dataclass
+class RunContext:
+    """Where results and features go and the run-wide settings, shared by every task of a run."""
+
+    output: Path
+    cache: FeatureCache
+    batch_size: int
+    seed: int
+    force: bool
+    summary: RunSummary
+    progress: Any = None  # a running rich Progress, or None
+    environment: dict[str, Any] = field(default_factory=dict)  # collected once, at the first record
+
+    def env(self, device: str) -> dict[str, Any]:
+        if not self.environment:
+            self.environment.update(environment(device))
+        return self.environment
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """One feature choice of the encoder under evaluation, with the name and slug its results carry."""
+
+    spec: str
+    choice: FeatureChoice
+    name: str
+    preprocess: Preprocess
+    provenance: Optional[dict[str, Any]]
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
+
+    def info(self, task: TaskSpec) -> ModelInfo:
+        """The model as run on `task` (with the task's preprocessing override, if any)."""
+        own = self.preprocess.to_dict()
+        effective = effective_preprocess(self.preprocess, task.preprocess).to_dict()
+        return ModelInfo(name=self.name, fingerprint=self.choice.fingerprint, preprocess=effective, spec=self.spec,
+                         slug=self.slug, preprocess_override=dict(task.preprocess) or None,
+                         base_preprocess=own if task.preprocess else None, provenance=self.provenance)
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _model_record(spec: str, encoder: Encoder, slug: str) -> dict[str, Any]:
-    return {"spec": spec, "name": encoder.name, "slug": slug, "fingerprint": encoder.fingerprint(),
-            "preprocess": encoder.preprocess.to_dict()}
-
-
-def _is_current(record: Optional[dict], model: dict, task: TaskSpec, protocol, params: dict, seed: int) -> bool:
-    """An existing record answers this request exactly (same weights, preprocessing, versions, settings)."""
-    if not record or record.get("schema_version") != SCHEMA_VERSION:
-        return False
-    p = record.get("protocol", {})
-    return (record.get("model", {}).get("fingerprint") == model["fingerprint"]
-            and record.get("model", {}).get("preprocess") == model["preprocess"]
-            and record.get("task", {}).get("version") == task.version
-            and p.get("name") == protocol.name and p.get("version") == protocol.version
-            and p.get("requested") == params and record.get("seed") == seed)
 
 
 class _NullProgress:
@@ -96,14 +156,15 @@ def evaluate(
     """Evaluate one encoder on a suite or a list of tasks; write one result JSON per (task, protocol).
 
     Args:
-        model: a model spec (see `load_encoder`) or an Encoder object.
+        model: a model spec (see `load_encoder`) or an Encoder object (never modified).
         suite / tasks: what to run; `tasks` narrows a suite or stands alone.
         output: results directory; records go to output/<model>/<task>/<protocol>.json.
         cache_dir: feature cache root (default $EVALBENCH_HOME/cache or the XDG cache).
         data_root: where datasets that are not bundled live.
         protocols: run only these protocol ids.
         force: recompute results even when a matching record exists (features still come from the cache).
-        name: the model's name in results and leaderboards (default: the encoder's own).
+        name: the model's name in results and leaderboards (default: the encoder's own). A name whose
+            results directory holds another model's results is refused.
         allow_missing: score the tasks whose data is here and list the others in summary.missing,
             instead of refusing the whole run.
         **model_options: passed to `load_encoder` (arch, random_init, input_size, ...).
@@ -112,7 +173,8 @@ def evaluate(
         One row per (task, protocol) with the metrics and the result path.
 
     Raises:
-        EvalbenchError: unknown names, missing data or checkpoints: before anything is computed.
+        EvalbenchError: unknown names, missing data or checkpoints, a name taken by another model:
+            before anything is computed.
     """
     task_specs = resolve_tasks(suite, tasks)
     if isinstance(model, str):
@@ -120,12 +182,26 @@ def evaluate(
     else:
         spec = getattr(model, "spec", None) or f"object:{type(model).__module__}.{type(model).__qualname__}"
         encoder = check_encoder(model, "the encoder object")
-    if name:
-        encoder.name = name
     summary = summary if summary is not None else RunSummary()
-
     # Check every task's data and protocol settings before any extraction, so a mistake in the
     # last task does not surface after an hour of work.
+    plans = plan_tasks(task_specs, protocols, data_root, allow_missing, summary)
+    ctx = RunContext(output=Path(output), cache=FeatureCache(cache_dir), batch_size=batch_size, seed=seed, force=force,
+                     summary=summary)
+    models = [ModelUnderTest(spec, choice, choice.name, encoder.preprocess, _provenance(encoder))
+              for choice in feature_choices(encoder, name or encoder.name)]
+    models = [_claim_name(m, ctx, explicit=bool(name)) for m in models]
+    rows = []
+    with _progress(progress, console) as bar:
+        ctx.progress = bar
+        for plan in plans:
+            rows += _run_task(encoder, models, plan, ctx)
+    return pd.DataFrame(rows)
+
+
+def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_root: Optional[str],
+               allow_missing: bool, summary: RunSummary) -> list[TaskPlan]:
+    """Load every task's data, resolve its splits and validate its protocols; refuse missing data unless allowed."""
     plans, missing = [], []
     for task in task_specs:
         source = make_source(task.source, task.source_options, data_root=data_root)
@@ -136,7 +212,7 @@ def evaluate(
             continue
         splits = resolve_splits(task.splits, pools, task.path)
         entries = [e for e in task.protocols if not protocols or e.id in protocols or e.name in protocols]
-        plans.append((task, source, pools, splits, [(e, get_protocol(e.name, e.params)) for e in entries]))
+        plans.append(TaskPlan(task, source, pools, splits, [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries]))
     if missing and not allow_missing:
         if len(missing) == 1 and len(task_specs) == 1:
             raise DataUnavailableError(missing[0][1])
@@ -144,91 +220,121 @@ def evaluate(
             f"{len(missing)} of {len(task_specs)} tasks have no data here (pass --allow-missing to score the rest): "
             + " | ".join(f"{name}: {msg}" for name, msg in missing))
     summary.missing.extend(name for name, _ in missing)
-    if protocols and not any(p[4] for p in plans):
+    if protocols and not any(p.protocols for p in plans):
         known = sorted({e.id for t in task_specs for e in t.protocols})
         raise UnknownNameError("protocol", protocols[0], known)
-
-    cache = FeatureCache(cache_dir)
-    # Several feature choices (--pool cls,mean,last4): one evaluation each, with its own name,
-    # cache entries and records, over the same loaded data; extract.py fills every variant's
-    # cache entry from one forward pass.
-    multi = len(getattr(encoder, "pools", ())) > 1 and hasattr(encoder, "variants")
-    rows = []
-    with _progress(progress, console) as bar:
-        for enc in (encoder.variants() if multi else [encoder]):
-            rows += _evaluate_encoder(enc, spec, plans, cache, output, batch_size, seed, force, summary, bar)
-    return pd.DataFrame(rows)
+    return plans
 
 
-def _evaluate_encoder(encoder: Encoder, spec: str, plans: list, cache: FeatureCache, output, batch_size: int,
-                      seed: int, force: bool, summary: RunSummary, bar) -> list[dict[str, Any]]:
-    """Extract (or reuse) features and run every planned protocol for one encoder; result rows."""
-    slug = slugify(encoder.name)
-    model_rec = _model_record(spec, encoder, slug)
-    env: dict[str, Any] = {}  # environment facts: constant for the run, collected at the first record
-    rows = []
-    for task, source, pools, splits, runs in plans:
-        todo = []
-        task_enc = task_encoder(encoder, task.preprocess)  # VTAB: no centre crop; recorded below
-        task_model = {**model_rec, "preprocess": task_enc.preprocess.to_dict()}
-        if task.preprocess:
-            task_model["preprocess_override"] = dict(task.preprocess)
-        for entry, proto in runs:
-            path = result_path(output, slug, task.name, entry.id)
-            existing = None if force else read_result(path)
-            if _is_current(existing, task_model, task, proto, entry.params, seed):
-                summary.skipped.append(f"{task.name}/{entry.id}")
-                rows.append(_row(existing, path, "reused"))
+def _provenance(encoder: Encoder) -> Optional[dict[str, Any]]:
+    """Facts that change neither features nor scores (checkpoint file, layout), from the optional `provenance()`."""
+    method = getattr(encoder, "provenance", None)
+    return dict(method()) if callable(method) else None
+
+
+def _claim_name(model: ModelUnderTest, ctx: RunContext, explicit: bool) -> ModelUnderTest:
+    """The model with a name whose results directory holds no other model's results.
+
+    Same weights, feature choice and own preprocessing = same model: its directory is reused. A
+    derived name taken by another model gets a short identity suffix (two DINO `checkpoint.pth`
+    files of different runs); a name the user chose with --name is refused instead.
+    """
+    own = model.preprocess.to_dict()
+    if not _taken_by_other(ctx.output / model.slug, model.choice.fingerprint, own):
+        return model
+    if explicit:
+        raise ConfigError(f"--name {model.name}: {ctx.output / model.slug} holds results of another model (other weights, "
+                          "feature choice or preprocessing); choose another --name or --output")
+    suffix = canonical_digest({"fingerprint": model.choice.fingerprint, "preprocess": own})[:8]
+    renamed = ModelUnderTest(model.spec, model.choice, f"{model.name}-{suffix}", model.preprocess, model.provenance)
+    if _taken_by_other(ctx.output / renamed.slug, model.choice.fingerprint, own):
+        raise ConfigError(f"{ctx.output / renamed.slug} holds results of another model; pass --name or another --output")
+    note = (f"{ctx.output / model.slug} holds results of other weights under the name {model.name!r}; "
+            f"this model's results go to {ctx.output / renamed.slug} (pass --name to choose)")
+    log.info(note)
+    ctx.summary.notes.append(note)
+    return renamed
+
+
+def _taken_by_other(model_dir: Path, fingerprint: dict[str, Any], own_preprocess: dict[str, Any]) -> bool:
+    """True when `model_dir` holds a result record of a different model."""
+    if not model_dir.is_dir():
+        return False
+    for path in sorted(model_dir.glob("*/*.json")):
+        record = read_result(path)
+        if record is not None and not record.model.same_model(fingerprint, own_preprocess):
+            return True
+    return False
+
+
+def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ctx: RunContext) -> list[dict[str, Any]]:
+    """Reuse the task's current records; extract what the rest need (every feature choice in one pass); run them."""
+    rows, todo = [], []
+    for m in models:
+        info, runs = m.info(plan.task), []
+        for p in plan.protocols:
+            path = result_path(ctx.output, m.slug, plan.task.name, p.entry.id)
+            existing = None if ctx.force else read_result(path)
+            request = RunRequest(info.fingerprint, info.preprocess, plan.task.version, p.protocol.name,
+                                 p.protocol.version, p.entry.params, ctx.seed)
+            if existing is not None and existing.answers(request):
+                ctx.summary.skipped.append(f"{plan.task.name}/{p.entry.id}")
+                rows.append(existing.row("reused"))
             else:
-                todo.append((entry, proto, path))
-        if not todo:
-            continue
-        t0 = time.perf_counter()
-        feats, split_sizes = {}, {}
-        for split_name, (pool_name, idx) in splits.items():
-            identity = {**source.identity(), "pool": pool_name, "pool_sha256": pools[pool_name].digest()}
-            got = extract_features(task_enc, pools[pool_name], idx, identity, cache, batch_size=batch_size,
-                                   progress=bar, description=f"extract {task.name}/{split_name}")
-            summary.extracted += got.extracted
-            summary.reused += len(idx) - got.extracted
-            feats[split_name] = got
-            split_sizes[split_name] = int(len(idx))
-        extract_s = time.perf_counter() - t0
-        num_classes = len(next(iter(pools.values())).classes)
+                runs.append((p, path))
+        if runs:
+            todo.append((m, runs))
+    if not todo:
+        return rows
+    t0 = time.perf_counter()
+    preprocess = effective_preprocess(encoder.preprocess, plan.task.preprocess)
+    feats = extract_splits(encoder, preprocess, [m.choice for m, _ in todo], plan, ctx)
+    extract_s = time.perf_counter() - t0
+    task_info = plan.task_info()
+    for m, runs in todo:
+        splits = {name: per_choice[m.choice.key] for name, per_choice in feats.items()}
         # protocols read every row many times: load the memory-mapped features into RAM once
-        loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in feats.items()}
-        fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"), num_classes=num_classes)
-        for entry, proto, path in todo:
-            started, t1 = _now(), time.perf_counter()
-            if not env:
-                env.update(environment(str(getattr(encoder, "device", "cpu"))))
-            outcome = proto.evaluate(fsplits, seed=seed, progress=bar)
-            record = {
-                "schema_version": SCHEMA_VERSION,
-                "model": task_model,
-                "task": {"name": task.name, "version": task.version, "dataset": source.identity(),
-                         "splits": split_sizes, "split_definition": task.splits, "num_classes": num_classes,
-                         "file": Path(task.path).name, "group": task.group or None,
-                         "suites": list(task.suites)},
-                "protocol": {"id": entry.id, "name": proto.name, "version": proto.version,
-                             "requested": entry.params, "params": outcome.params},
-                "metrics": outcome.metrics,
-                "details": outcome.details,
-                "seed": seed,
-                "cache_keys": {k: v.key for k, v in feats.items()},
-                "environment": env,
-                "timing": {"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
-                           "protocol_seconds": round(time.perf_counter() - t1, 3)},
-            }
-            write_result(path, record)
-            summary.computed.append(f"{task.name}/{entry.id}")
-            rows.append(_row(record, path, "computed"))
+        loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in splits.items()}
+        fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"),
+                                num_classes=plan.num_classes)
+        for p, path in runs:
+            record = run_protocol(p, fsplits, m.info(plan.task), task_info, ctx,
+                                  cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
+                                  device=str(getattr(encoder, "device", "cpu")))
+            record = record.write(path)
+            ctx.summary.computed.append(f"{plan.task.name}/{p.entry.id}")
+            rows.append(record.row("computed"))
     return rows
 
 
-def _row(record: dict, path: Path, status: str) -> dict[str, Any]:
-    m = record["metrics"]
-    return {"model": record["model"]["name"], "task": record["task"]["name"], "group": record["task"].get("group"),
-            "protocol": record["protocol"]["id"],
-            "top1": m.get("top1"), "top5": m.get("top5"), "mean_per_class": m.get("mean_per_class"),
-            "status": status, "path": str(path)}
+def extract_splits(encoder: Encoder, preprocess: Preprocess, choices: list[FeatureChoice], plan: TaskPlan,
+                   ctx: RunContext) -> dict[str, dict]:
+    """Features of every split of a task for every choice: {split: {choice key: CachedFeatures}}."""
+    feats = {}
+    for split_name, (pool_name, idx) in plan.splits.items():
+        pool = plan.pools[pool_name]
+        identity = {**plan.source.identity(), "pool": pool_name, "pool_sha256": pool.digest()}
+        got = extract_features(encoder, preprocess, choices, pool, idx, identity, ctx.cache,
+                               batch_size=ctx.batch_size, progress=ctx.progress,
+                               description=f"extract {plan.task.name}/{split_name}")
+        # images run through the encoder (one pass serves every choice) and feature rows read back
+        ctx.summary.extracted += max(f.extracted for f in got.values())
+        ctx.summary.reused += sum(len(idx) - f.extracted for f in got.values())
+        feats[split_name] = got
+    return feats
+
+
+def run_protocol(planned: PlannedProtocol, splits: FeatureSplits, model: ModelInfo, task: TaskInfo, ctx: RunContext,
+                 cache_keys: dict[str, str], extract_s: float, device: str) -> ResultRecord:
+    """Fit and score one protocol on loaded features; the record it yields (not yet written)."""
+    started, t1 = _now(), time.perf_counter()
+    env = ctx.env(device)
+    outcome = planned.protocol.evaluate(splits, seed=ctx.seed, progress=ctx.progress)
+    proto = planned.protocol
+    return ResultRecord(
+        model=model, task=task,
+        protocol=ProtocolInfo(id=planned.entry.id, name=proto.name, version=proto.version,
+                              requested=planned.entry.params, params=outcome.params),
+        metrics=outcome.metrics, details=outcome.details, seed=ctx.seed, cache_keys=cache_keys, environment=env,
+        timing={"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
+                "protocol_seconds": round(time.perf_counter() - t1, 3)})

@@ -12,6 +12,7 @@ import torchvision
 from evalbench import load_encoder
 from evalbench.adapters.features import FeatureModule
 from evalbench.errors import ConfigError, UnknownNameError
+from evalbench.extract import feature_choices
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +44,12 @@ def test_vit_pools_match_timm_and_dino_definitions(vit_enc, reference_vit):
     assert torch.allclose(out["last2+avg"], torch.cat([dino_cls, last2[-1][0].mean(1)], -1), atol=1e-5)
 
 
-def test_variants_are_named_and_fingerprinted_per_pool(vit_enc):
-    views = vit_enc.variants()
-    assert [v.name for v in views] == ["test_vit.random-init", "test_vit.random-init@mean", "test_vit.random-init@cls+mean",
-                                      "test_vit.random-init@last2", "test_vit.random-init@last2+avg", "test_vit.random-init@native"]
-    fps = [v.fingerprint() for v in views]
+def test_feature_choices_are_named_and_fingerprinted_per_pool(vit_enc):
+    choices = feature_choices(vit_enc, vit_enc.name)
+    assert [c.name for c in choices] == ["test_vit.random-init", "test_vit.random-init@mean", "test_vit.random-init@cls+mean",
+                                        "test_vit.random-init@last2", "test_vit.random-init@last2+avg", "test_vit.random-init@native"]
+    assert [c.key for c in choices] == list(vit_enc.pools)
+    fps = [c.fingerprint for c in choices]
     assert [f["pool"] for f in fps] == list(vit_enc.pools) and len({f["weights_sha256"] for f in fps}) == 1
     with pytest.raises(ConfigError, match="several feature choices"):
         vit_enc.encode(torch.zeros(1, 3, 160, 160))
@@ -133,22 +135,28 @@ def test_timm_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path):
 
 def test_one_forward_pass_fills_every_pools_cache_entry(tmp_path, digits_pool):
     from evalbench.cache import FeatureCache
-    from evalbench.extract import extract_features
+    from evalbench.extract import extract_features, extract_one
 
     enc = load_encoder("timm:test_resnet", random_init=True, pool="avg,native", input_size=32)
-    avg, native = enc.variants()
+    choices = feature_choices(enc, enc.name)
     cache = FeatureCache(tmp_path / "cache")
     idx = np.arange(40)
     ident = {"source": "digits-test"}
-    first = extract_features(avg, digits_pool, idx, ident, cache, batch_size=16)
     calls = []
+    hook = enc.module.register_forward_hook(lambda *a: calls.append(1))
+    got = extract_features(enc, enc.preprocess, choices, digits_pool, idx, ident, cache, batch_size=16)
+    assert len(calls) == 3  # 40 samples in batches of 16: one forward pass per batch for both choices
+    hook.remove()
+    avg, native = got["avg"], got["native"]
+    assert avg.extracted == 40 and native.extracted == 40 and avg.key != native.key
+    assert np.array_equal(np.asarray(avg.features), np.asarray(native.features))  # resnet's native head = avg pool
+    calls.clear()
     enc.module.register_forward_hook(lambda *a: calls.append(1))
-    second = extract_features(native, digits_pool, idx, ident, cache, batch_size=16)
-    assert first.extracted == 40 and second.extracted == 0 and not calls  # the sibling entry was written in the first pass
-    assert first.key != second.key and np.array_equal(np.asarray(first.features), np.asarray(second.features))
+    again = extract_features(enc, enc.preprocess, choices, digits_pool, idx, ident, cache, batch_size=16)
+    assert again["native"].extracted == 0 and again["native"].key == native.key and not calls  # both cached
     single = load_encoder("timm:test_resnet", random_init=True, pool="native", input_size=32)
-    alone = extract_features(single, digits_pool, idx, ident, FeatureCache(tmp_path / "other"), batch_size=16)
-    assert np.allclose(np.asarray(alone.features), np.asarray(second.features), atol=1e-5)
+    alone = extract_one(single, digits_pool, idx, ident, FeatureCache(tmp_path / "other"), batch_size=16)
+    assert np.allclose(np.asarray(alone.features), np.asarray(native.features), atol=1e-5)
 
 
 def test_cli_runs_each_pool_as_its_own_model(tmp_path, capsys):
@@ -161,7 +169,7 @@ def test_cli_runs_each_pool_as_its_own_model(tmp_path, capsys):
             "--no-progress"]
     assert main(args) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "1797 samples extracted, 1797 reused" in out  # one forward pass served both pools
+    assert "1797 samples extracted, 0 reused" in out  # one forward pass served both pools
     avg = json.loads((tmp_path / "out" / "test_resnet.random-init-32px" / "digits" / "knn.json").read_text())
     native = json.loads((tmp_path / "out" / "test_resnet.random-init-32px-native" / "digits" / "knn.json").read_text())
     assert avg["model"]["spec"] == native["model"]["spec"] == "timm:test_resnet"

@@ -95,6 +95,11 @@ class Encoder(Protocol):
     fingerprint(): JSON-able dict of everything that changes the features (weights hash,
         architecture, layer, pooling, dtype). It is part of the feature-cache key.
     encode(images): float (B, 3, H, W) -> float32 (B, D) features.
+
+    Optional, for several feature choices from one forward pass (`--pool cls,mean`):
+    pools: tuple of choice names; encode_multi(images) -> {choice: (B, D)} for every name in
+    `pools`; feature_suffix(choice) -> the suffix of that choice's model name (default `@choice`).
+    Each choice is cached, named and reported as its own model (evalbench.extract.feature_choices).
     """
 
     name: str

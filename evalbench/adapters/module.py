@@ -113,39 +113,5 @@ class ModuleEncoder:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         if len(self.pools) > 1:
             raise ConfigError(f"encoder {self.name} extracts several feature choices ({', '.join(self.pools)}); "
-                              "use encode_multi() or variants()")
+                              "use encode_multi() (evalbench.extract.feature_choices names each choice)")
         return self.encode_multi(images)[self.pools[0]]
-
-    def variants(self) -> list[Any]:
-        """One encoder per feature choice; they share this encoder's forward pass (see extract.py)."""
-        if len(self.pools) == 1:
-            return [self]
-        views = [PoolView(self, p) for p in self.pools]
-        for v in views:
-            v.siblings = views
-        return views
-
-
-class PoolView:
-    """One feature choice of a multi-pool ModuleEncoder, as an Encoder of its own (own name and cache key)."""
-
-    def __init__(self, parent: ModuleEncoder, pool: str):
-        self.parent = parent
-        self.pool = pool
-        self.name = parent.name + parent.feature_suffix(pool)
-        self.spec = getattr(parent, "spec", None)
-        self.device = parent.device
-        self.siblings: list[PoolView] = [self]
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.parent.preprocess
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {**self.parent.fingerprint(), "pool": self.pool}
-
-    def encode_multi(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.parent.encode_multi(images)
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        return self.parent.encode_multi(images)[self.pool]

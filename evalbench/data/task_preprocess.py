@@ -1,4 +1,4 @@
-"""A task's preprocessing override (VTAB: resize without centre crop) applied to an encoder, without mutating it."""
+"""A task's preprocessing override (VTAB: resize without centre crop) applied to an encoder's Preprocess."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,31 +15,3 @@ def effective_preprocess(pre, override: dict[str, Any]):
         return pre
     size = int(override.get("resize", pre.input_size))
     return dataclasses.replace(pre, input_size=size, resize_size=size, keep_aspect=False)
-
-
-class TaskEncoder:
-    """The same encoder seen through a task's preprocessing: fingerprint and encode are the wrapped one's.
-
-    The cache key hashes `preprocess.to_dict()`, so features under an override never mix with others.
-    """
-
-    def __init__(self, encoder, preprocess):
-        self._encoder = encoder
-        self.preprocess = preprocess
-        self.name = encoder.name
-
-    def fingerprint(self) -> dict:
-        return self._encoder.fingerprint()
-
-    def encode(self, images):
-        return self._encoder.encode(images)
-
-    def __getattr__(self, attr):  # device and other optional attributes of the wrapped encoder
-        return getattr(self._encoder, attr)
-
-
-def task_encoder(encoder, override: dict[str, Any]):
-    """`encoder` itself when the task has no override, else a TaskEncoder with the effective preprocessing."""
-    if not override:
-        return encoder
-    return TaskEncoder(encoder, effective_preprocess(encoder.preprocess, override))
