@@ -79,14 +79,14 @@ def main() -> None:
     for shots in args.shots:
         if not args.skip_fewshot_linear:
             proto = get_protocol("fewshot-linear", {"shots": shots, "seeds": args.seeds})
-            ours, t_ours = timed(lambda: proto.evaluate(splits, seed=args.seed))
-            ref, t_ref = timed(lambda: sklearn_fewshot_linear(splits, shots, args.seeds, args.seed,
-                                                              proto.params["c_grid"]))
+            ours, t_ours = timed(lambda proto=proto: proto.evaluate(splits, seed=args.seed))
+            ref, t_ref = timed(lambda proto=proto, shots=shots: sklearn_fewshot_linear(
+                splits, shots, args.seeds, args.seed, proto.params["c_grid"]))
             rows.append((f"fewshot-linear {shots}-shot x{args.seeds} seeds", t_ours, ours.metrics["top1"],
                          t_ref, ref))
         proto = get_protocol("episodic-logreg", {"shots": shots, "episodes": args.episodes})
-        ours, t_ours = timed(lambda: proto.evaluate(splits, seed=args.seed))
-        (ref, _), t_ref = timed(lambda: sklearn_episodic_logreg(splits, 5, shots, 15, args.episodes, args.seed))
+        ours, t_ours = timed(lambda proto=proto: proto.evaluate(splits, seed=args.seed))
+        (ref, _), t_ref = timed(lambda shots=shots: sklearn_episodic_logreg(splits, 5, shots, 15, args.episodes, args.seed))
         rows.append((f"episodic-logreg 5-way {shots}-shot x{args.episodes}", t_ours, ours.metrics["top1"], t_ref, ref))
         print(f"  done {shots}-shot", flush=True)
 

@@ -165,16 +165,19 @@ def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], m
         if r["task"] in task_groups and r.get(metric) is not None and r[metric] == r[metric]:
             by_protocol[r["protocol"]][r["task"]] = float(r[metric])
     lines = []
+    groups = list(dict.fromkeys(task_groups.values()))
     for pid, scores in sorted(by_protocol.items()):
-        def mean_of(tasks: list[str]) -> str:
-            got = [scores[t] for t in tasks if t in scores]
-            if not got:
-                return "–"
-            return f"{sum(got) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" (partial: {len(got)} of {len(tasks)} tasks)")
-        groups = list(dict.fromkeys(task_groups.values()))
-        parts = [f"{g} {mean_of([t for t, tg in task_groups.items() if tg == g])}" for g in groups]
-        lines.append(f"{pid}: mean {mean_of(list(task_groups))}; " + "; ".join(parts))
+        parts = [f"{g} {_partial_mean(scores, [t for t, tg in task_groups.items() if tg == g])}" for g in groups]
+        lines.append(f"{pid}: mean {_partial_mean(scores, list(task_groups))}; " + "; ".join(parts))
     return lines
+
+
+def _partial_mean(scores: dict[str, float], tasks: list[str]) -> str:
+    """The mean of `tasks`' scores, marked partial when some lack; a dash when none has one."""
+    got = [scores[t] for t in tasks if t in scores]
+    if not got:
+        return "–"
+    return f"{sum(got) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" (partial: {len(got)} of {len(tasks)} tasks)")
 
 
 def suite_task_groups(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:

@@ -73,7 +73,7 @@ def test_episodes_depend_only_on_labels_and_seed():
     a = sample_episodes(y, 5, 1, 15, 50, seed=3)
     b = sample_episodes(y.copy(), 5, 1, 15, 50, seed=3)
     c = sample_episodes(y, 5, 1, 15, 50, seed=4)
-    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert not np.array_equal(a[1], c[1])
     cls, sup, qry = a
     assert np.all(y[sup] == cls[:, :, None]) and np.all(y[qry] == cls[:, :, None])

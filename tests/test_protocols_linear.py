@@ -185,5 +185,5 @@ def test_search_log_names_each_fits_warm_start():
     p = LinearProbe().fit(X[:1000], y[:1000], X[1000:1300], y[1000:1300])
     starts = [e["start"] for e in p.search_log_]
     assert starts[0] == "zeros"
-    assert all(s in {"nearest", "extrapolated"} for s, e in zip(starts[1:], p.search_log_[1:]) if e["stage"] == "coarse")
-    assert all(s == "interpolated" for s, e in zip(starts, p.search_log_) if e["stage"] == "bisection")
+    assert all(s in {"nearest", "extrapolated"} for s, e in zip(starts[1:], p.search_log_[1:], strict=True) if e["stage"] == "coarse")
+    assert all(s == "interpolated" for s, e in zip(starts, p.search_log_, strict=True) if e["stage"] == "bisection")

@@ -19,7 +19,7 @@ def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -
     order = np.argsort(-(exact - take), kind="stable")
     take[order[: size - take.sum()]] += 1
     chosen = []
-    for cls, k in zip(classes, take):
+    for cls, k in zip(classes, take, strict=True):
         members = np.flatnonzero(labels == cls)
         chosen.append(rng.choice(members, size=k, replace=False))
     return np.sort(np.concatenate(chosen))
@@ -43,11 +43,11 @@ def stratified_partition(labels: np.ndarray, sizes: dict[str, float | int], seed
     else:
         counts = [int(v) for v in values]
         if sum(counts) > n:
-            raise ConfigError(f"split sizes {dict(zip(names, counts))} need {sum(counts)} samples; only {n} exist")
+            raise ConfigError(f"split sizes {dict(zip(names, counts, strict=True))} need {sum(counts)} samples; only {n} exist")
     rng = np.random.default_rng(seed)
     remaining = np.arange(n)
     parts = {}
-    for name, count in zip(names, counts):
+    for name, count in zip(names, counts, strict=True):
         if count == len(remaining):
             pos = np.arange(len(remaining))
         else:

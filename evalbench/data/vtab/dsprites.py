@@ -40,7 +40,7 @@ TRAIN_FRACTION, VAL_FRACTION = 0.8, 0.1  # as VTAB's slices of the single TFDS s
 def latents(indices: np.ndarray) -> dict[str, np.ndarray]:
     """Integer factor values (latents_classes) of dataset indices."""
     values = np.unravel_index(np.asarray(indices, dtype=np.int64), tuple(FACTOR_SIZES.values()))
-    return dict(zip(FACTOR_SIZES, values))
+    return dict(zip(FACTOR_SIZES, values, strict=True))
 
 
 def render(indices: np.ndarray) -> np.ndarray:

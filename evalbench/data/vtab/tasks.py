@@ -89,8 +89,8 @@ KITTI_VEHICLES = ("Car", "Van", "Truck")  # TFDS kitti type ids 0, 1, 2
 def kitti_dist_label(types: list[list[str]], depths: list[list[float]]) -> np.ndarray:
     """KITTI-Dist: z of the closest Car/Van/Truck (1000 when none) binned at 8 and 20 m; 4 classes."""
     out = []
-    for ts, zs in zip(types, depths):
-        z = min([float(d) for t, d in zip(ts, zs) if t in KITTI_VEHICLES] + [1000.0])
+    for ts, zs in zip(types, depths, strict=True):
+        z = min([float(d) for t, d in zip(ts, zs, strict=True) if t in KITTI_VEHICLES] + [1000.0])
         out.append(int((KITTI_THRESHOLDS < z).sum()) - 1)
     return np.asarray(out, dtype=np.int64)
 
