@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import platform
@@ -12,10 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
+import numpy as np
+
 from .errors import EvalbenchError
 
-SCHEMA_VERSION = 1
-READABLE_SCHEMAS = (1,)
+# 2: per-item predictions beside each record (`predictions`) and 95% intervals (`uncertainty`)
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+PREDICTIONS_SUFFIX = ".predictions.npz"
 
 
 def slugify(name: str) -> str:
@@ -127,6 +132,8 @@ class ResultRecord:
     cache_keys: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+    uncertainty: dict[str, Any] = field(default_factory=dict)  # {"top1": [low, high], ..., "method", "level", ...}
+    predictions: Optional[dict[str, Any]] = None  # {"file", "sha256", "arrays", "n_test"} of the .npz beside it
     schema_version: int = SCHEMA_VERSION
     path: Optional[Path] = field(default=None, compare=False)
 
@@ -147,6 +154,47 @@ class ResultRecord:
         value = self.metrics.get(name)
         return None if value is None else float(value)
 
+    def interval(self, name: str) -> Optional[tuple[float, float]]:
+        """The stored 95% (or `uncertainty["level"]`) interval of a metric, if one was computed."""
+        got = self.uncertainty.get(name)
+        return (float(got[0]), float(got[1])) if got else None
+
+    @property
+    def n_test(self) -> Optional[int]:
+        return self.task.splits.get("test") if self.task.splits else None
+
+    @property
+    def converged(self) -> Optional[bool]:
+        """False when the final fit stopped before its tolerance (None when the protocol has no such fit)."""
+        fit = self.details.get("final_fit") if isinstance(self.details, dict) else None
+        return None if not isinstance(fit, dict) or "converged" not in fit else bool(fit["converged"])
+
+    @property
+    def predictions_path(self) -> Optional[Path]:
+        if self.path is None or not self.predictions:
+            return None
+        return self.path.with_name(self.predictions["file"])
+
+    def load_predictions(self) -> dict[str, np.ndarray]:
+        """The per-item predictions stored beside this record, checked against the recorded digest.
+
+        Raises:
+            EvalbenchError: the record has no predictions (schema 1), or the file is missing or changed.
+        """
+        where = self.predictions_path
+        if where is None:
+            raise EvalbenchError(f"{self.path}: no stored predictions (written by an older evalbench); "
+                                 "rerun it with --force to store them")
+        try:
+            blob = where.read_bytes()
+        except OSError:
+            raise EvalbenchError(f"{where} is missing; rerun the result with --force to write it again") from None
+        if hashlib.sha256(blob).hexdigest() != self.predictions.get("sha256"):
+            raise EvalbenchError(f"{where} does not match the digest in {self.path.name} (changed or damaged); "
+                                 "rerun the result with --force")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
     def row(self, status: str = "") -> dict[str, Any]:
         """The summary row the Python API and the CLI show: model, task, protocol and headline metrics."""
         return {"model": self.model.name, "task": self.task.name, "group": self.task.group,
@@ -165,7 +213,7 @@ class ResultRecord:
         return {"schema_version": self.schema_version, "model": model, "task": task,
                 "protocol": dataclasses.asdict(self.protocol), "metrics": self.metrics, "details": self.details,
                 "seed": self.seed, "cache_keys": self.cache_keys, "environment": self.environment,
-                "timing": self.timing}
+                "timing": self.timing, "uncertainty": self.uncertainty, "predictions": self.predictions}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: Optional[Path] = None) -> "ResultRecord":
@@ -195,23 +243,31 @@ class ResultRecord:
                    protocol=dataclasses.replace(protocol, version=str(protocol.version)), metrics=metrics,
                    seed=data.get("seed", 0), details=dict(data.get("details") or {}),
                    cache_keys=dict(data.get("cache_keys") or {}), environment=dict(data.get("environment") or {}),
-                   timing=dict(data.get("timing") or {}), schema_version=version, path=path)
+                   timing=dict(data.get("timing") or {}), uncertainty=dict(data.get("uncertainty") or {}),
+                   predictions=data.get("predictions"), schema_version=version, path=path)
 
-    def write(self, path: Path | str) -> "ResultRecord":
-        """Write atomically (a reader sees the old record or the new one, never half of one); returns self with `path`."""
+    def write(self, path: Path | str, predictions: Optional[dict[str, np.ndarray]] = None) -> "ResultRecord":
+        """Write atomically (a reader sees the old record or the new one, never half of one); returns
+        the record as written, with `path`.
+
+        `predictions` (named per-item arrays) go first to `<protocol>.predictions.npz` beside the
+        JSON, whose digest the record then holds, so a record never points at a missing file.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(self.to_dict(), f, indent=2, sort_keys=False, default=str)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return dataclasses.replace(self, path=path)
+        record = self
+        if predictions:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **{k: np.asarray(v) for k, v in predictions.items()})
+            blob = buf.getvalue()
+            name = path.name[: -len(".json")] + PREDICTIONS_SUFFIX
+            _write_atomic(path.with_name(name), blob)
+            record = dataclasses.replace(self, predictions={
+                "file": name, "sha256": hashlib.sha256(blob).hexdigest(), "arrays": sorted(predictions),
+                "n_test": int(len(np.asarray(predictions.get("y_true", next(iter(predictions.values()))))))})
+        text = json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
+        _write_atomic(path, text.encode())
+        return dataclasses.replace(record, path=path)
 
     @classmethod
     def read(cls, path: Path | str) -> Optional["ResultRecord"]:
@@ -235,6 +291,19 @@ class ResultRecord:
             return cls.from_dict(data, path)
         except ValueError:
             return None
+
+
+def _write_atomic(path: Path, blob: bytes) -> None:
+    """Write `blob` under a temporary name, fsync it and rename it into place."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _build(cls, data: Mapping[str, Any]):

@@ -22,6 +22,7 @@ from .protocols import Protocol, get_protocol
 from .protocols.contract import FeatureSplit, FeatureSplits
 from .results import (ModelInfo, ProtocolInfo, ResultRecord, RunRequest, TaskInfo, canonical_digest, environment,
                       read_result, result_path, slugify)
+from .scoring import intervals
 from .tasks import ProtocolEntry, TaskSpec, resolve_tasks
 
 log = logging.getLogger(__name__)
@@ -297,11 +298,12 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
         loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in splits.items()}
         fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"),
                                 num_classes=plan.num_classes)
+        test_index = plan.splits["test"][1]
         for p, path in runs:
-            record = run_protocol(p, fsplits, m.info(plan.task), task_info, ctx,
-                                  cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
-                                  device=str(getattr(encoder, "device", "cpu")))
-            record = record.write(path)
+            record, predictions = run_protocol(p, fsplits, m.info(plan.task), task_info, ctx,
+                                               cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
+                                               device=str(getattr(encoder, "device", "cpu")), test_index=test_index)
+            record = record.write(path, predictions)
             ctx.summary.computed.append(f"{plan.task.name}/{p.entry.id}")
             rows.append(record.row("computed"))
     return rows
@@ -325,16 +327,23 @@ def extract_splits(encoder: Encoder, preprocess: Preprocess, choices: list[Featu
 
 
 def run_protocol(planned: PlannedProtocol, splits: FeatureSplits, model: ModelInfo, task: TaskInfo, ctx: RunContext,
-                 cache_keys: dict[str, str], extract_s: float, device: str) -> ResultRecord:
-    """Fit and score one protocol on loaded features; the record it yields (not yet written)."""
+                 cache_keys: dict[str, str], extract_s: float, device: str,
+                 test_index: np.ndarray) -> tuple[ResultRecord, dict[str, np.ndarray]]:
+    """Fit and score one protocol on loaded features: the record it yields (not yet written), with its
+    intervals, and the per-item predictions to store beside it (test ids in the cache's order)."""
     started, t1 = _now(), time.perf_counter()
     env = ctx.env(device)
     outcome = planned.protocol.evaluate(splits, seed=ctx.seed, progress=ctx.progress)
     proto = planned.protocol
-    return ResultRecord(
+    predictions = dict(outcome.predictions)
+    if predictions and "episode_top1" not in predictions:
+        predictions.update(y_true=splits.test.y.astype(np.int64), test_index=np.asarray(test_index, dtype=np.int64))
+    record = ResultRecord(
         model=model, task=task,
         protocol=ProtocolInfo(id=planned.entry.id, name=proto.name, version=proto.version,
                               requested=planned.entry.params, params=outcome.params),
         metrics=outcome.metrics, details=outcome.details, seed=ctx.seed, cache_keys=cache_keys, environment=env,
         timing={"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
-                "protocol_seconds": round(time.perf_counter() - t1, 3)})
+                "protocol_seconds": round(time.perf_counter() - t1, 3)},
+        uncertainty=intervals(predictions, outcome.metrics, seed=ctx.seed))
+    return record, predictions

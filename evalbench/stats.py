@@ -277,6 +277,41 @@ def paired_bootstrap_diff(
     return replace(bootstrap_ci(a - b, B=B, seed=seed, level=level), method="paired-bootstrap-percentile")
 
 
+def paired_suite_mean_diff(
+    per_task_a: Sequence,
+    per_task_b: Sequence,
+    B: int = 2000,
+    seed: int | np.random.Generator = 0,
+    level: float = 0.95,
+) -> ConfidenceInterval:
+    """Paired bootstrap CI of the difference of unweighted suite means (a - b), in points.
+
+    Within each task the items are resampled jointly for both models (paired); tasks are
+    resampled independently; replicate b is the mean over tasks of the per-task differences.
+
+    Args:
+        per_task_a, per_task_b: per task, 1-D per-item scores in [0, 1] (correctness, or a
+            per-item accuracy averaged over seeds) of the two models on the same items.
+
+    Returns:
+        ConfidenceInterval in percentage points; estimate = mean over tasks of the differences.
+    """
+    if len(per_task_a) != len(per_task_b) or not per_task_a:
+        raise StatsInputError("paired_suite_mean_diff needs the same, non-zero number of tasks for both models")
+    B, level = _check_B(B), _check_level(level)
+    rng, seed_used = _rng(seed)
+    total, estimate = np.zeros(B), 0.0
+    for i, (a, b) in enumerate(zip(per_task_a, per_task_b, strict=True)):
+        a, b = _values(a, f"per_task_a[{i}]"), _values(b, f"per_task_b[{i}]")
+        _same_length(a, b, f"task {i} of a and b")
+        total += _resampled(a - b, B, rng, np.mean)
+        estimate += float(np.mean(a - b))
+    reps = 100.0 * total / len(per_task_a)
+    low, high = _percentile(reps, level)
+    return ConfidenceInterval(100.0 * estimate / len(per_task_a), low, high, "paired-bootstrap-percentile-suite-mean",
+                              B, seed_used, level)
+
+
 def mcnemar(correct_a, correct_b) -> McNemarResult:
     """Exact McNemar test: two-sided binomial test of the discordant pairs at p = 1/2 (McNemar 1947).
 

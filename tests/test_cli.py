@@ -38,7 +38,14 @@ def test_run_writes_complete_records_and_a_rerun_extracts_nothing(dirs, capsys):
     assert "1797 samples extracted, 0 reused" in out
     linear = json.loads((dirs["out"] / "pixels-8" / "digits" / "linear.json").read_text())
     knn = json.loads((dirs["out"] / "pixels-8" / "digits" / "knn.json").read_text())
-    assert linear["schema_version"] == 1
+    assert linear["schema_version"] == 2
+    assert linear["uncertainty"]["top1"][0] < linear["metrics"]["top1"] < linear["uncertainty"]["top1"][1]
+    assert linear["uncertainty"]["B"] >= 1000 and linear["uncertainty"]["n_test"] == 360
+    preds = np.load(dirs["out"] / "pixels-8" / "digits" / linear["predictions"]["file"])
+    assert preds["y_pred"].shape == (360,) and preds["top5"].shape == (360, 5) and len(preds["test_index"]) == 360
+    assert np.isclose(100 * (preds["y_pred"] == preds["y_true"]).mean(), linear["metrics"]["top1"])
+    knn_preds = np.load(dirs["out"] / "pixels-8" / "digits" / knn["predictions"]["file"])
+    assert {"y_pred@k10", "y_pred@k200", "top5@k20"} <= set(knn_preds.files)
     assert linear["model"]["spec"] == "pixels:8" and linear["model"]["preprocess"]["input_size"] == 8
     assert linear["task"]["splits"] == {"train": 1078, "val": 359, "test": 360}
     assert linear["task"]["version"] == "1" and linear["protocol"]["version"]

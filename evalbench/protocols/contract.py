@@ -61,8 +61,14 @@ class ProtocolOutcome:
         ``mean_per_class``), plus any protocol-specific numbers (std, ci95, per-k scores).
     params: every setting that changes the score, including values chosen during the run (``C``).
     details: diagnostics worth keeping (validation accuracy of every C tried, iteration counts).
+    predictions: per-item test predictions, stored beside the result so metrics, intervals and
+        paired comparisons can be recomputed without features. Names: ``y_pred`` (N,) the headline
+        predicted labels and ``top5`` (N, <=5) ranked labels; variants carry a suffix
+        (``y_pred@k10``, ``top5@k10``; ``y_pred@seed0``); ``episode_top1`` (E,) per-episode
+        accuracy for episodic protocols. The runner adds ``y_true`` and ``test_index``.
     """
 
     metrics: dict[str, float]
     params: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)

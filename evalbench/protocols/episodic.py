@@ -43,7 +43,8 @@ class _Episodic(Protocol, ABC):
                       episodes_from="test split; numpy default_rng(seed): classes then per-class "
                                     "rng.choice(shots+queries, no replacement), first `shots` = support")
         return ProtocolOutcome(metrics={"top1": s["mean"], "top1_ci95": s["ci95"], "top1_std": s["std"]},
-                               params=params, details={"episode_top1_first_20": [float(a) for a in acc[:20]]})
+                               params=params, details={"episode_top1_first_20": [float(a) for a in acc[:20]]},
+                               predictions={"episode_top1": np.asarray(acc, dtype=np.float64)})  # percent
 
     def _extra_params(self) -> dict:
         return {}

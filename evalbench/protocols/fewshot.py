@@ -8,7 +8,7 @@ import numpy as np
 from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
 from .linear import CLIP_GRID, LinearProbe
-from .metrics import classification_metrics, full_scores, mean_std_ci
+from .metrics import classification_metrics, full_scores, mean_std_ci, ranked_predictions
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, one_of, positive_float, positive_float_list,
     positive_float_or_none, positive_int,
@@ -42,16 +42,18 @@ _SAMPLING = ("K examples per class from train only, drawn with numpy default_rng
 
 def _run_tries(self_name: str, splits: FeatureSplits, shots: int, seeds: int, seed: int,
                progress: Any, fit_score: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]):
+    """Fit and score every try; per-try metrics, fit facts and per-item predictions (`y_pred@seedN`)."""
     ticker = Ticker(progress, f"{self_name} {shots}-shot", seeds)
-    per_seed, extra = [], []
+    per_seed, extra, predictions = [], [], {}
     for s, idx in _kshot_sets(splits, shots, seeds, seed):
         scores, info = fit_score(splits.train.X[idx], splits.train.y[idx], np.random.default_rng([seed, s, 1]))
         m = classification_metrics(scores, splits.test.y, splits.num_classes, per_class=False)
         per_seed.append(m)
         extra.append(info)
+        predictions.update(ranked_predictions(scores, suffix=f"@seed{s}"))
         ticker.advance()
     ticker.done()
-    return per_seed, extra
+    return per_seed, extra, predictions
 
 
 class FewShotLinearProtocol(Protocol):
@@ -107,7 +109,7 @@ class FewShotLinearProtocol(Protocol):
             scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
             return scores, {"C": C, "cv_top1_by_C": cv}
 
-        per_seed, extra = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
+        per_seed, extra, predictions = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
         params = dict(p)
         params.update(
             C_selection=("given" if p["C"] is not None else
@@ -120,7 +122,7 @@ class FewShotLinearProtocol(Protocol):
             reference="CLIP / big_vision few-shot linear evaluation; no val leakage (CLIP_benchmark issue 125)",
         )
         details = {"per_seed": per_seed, "per_seed_fit": extra}
-        return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details=details)
+        return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details=details, predictions=predictions)
 
 
 class FewShotKNNProtocol(Protocol):
@@ -145,9 +147,10 @@ class FewShotKNNProtocol(Protocol):
             return full_scores(probe.predict_proba(splits.test.X), probe.classes_, splits.num_classes), \
                 {"k_effective": min(p["k"], len(y))}
 
-        per_seed, extra = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
+        per_seed, extra, predictions = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
         params = dict(p)
         params.update(k_effective=extra[0]["k_effective"], sampling=_SAMPLING, val_used=False, seed=seed,
                       ties="equal similarity -> smaller train index; equal votes -> smaller class",
                       reference="facebookresearch/dinov2 eval/knn.py few-shot (n per class, mean over tries)")
-        return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details={"per_seed": per_seed})
+        return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details={"per_seed": per_seed},
+                               predictions=predictions)

@@ -192,12 +192,15 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         (_, votes), = self._votes(sims, idx, [sims.shape[1]])
         return self.classes_[np.argmax(votes, axis=1)]
 
-    def scores_for_ks(self, X, y, ks: Optional[Iterable[int]] = None) -> dict[int, dict[str, float]]:
+    def scores_for_ks(self, X, y, ks: Optional[Iterable[int]] = None,
+                      predictions: Optional[dict[str, np.ndarray]] = None) -> dict[int, dict[str, float]]:
         """top1, top5 and mean_per_class (percent) for several k from one search at max(ks).
 
         Args:
             X, y: queries and their labels.
             ks: values of k (default self.ks plus self.k); each is capped at the train size.
+            predictions: a dict to fill with the per-item predictions of every k: `y_pred@k{k}` (N,)
+                and the ranked labels `top5@k{k}` (N, <=5).
 
         Returns:
             dict k -> {"top1", "top5", "mean_per_class"}; top5 counts a hit when the true
@@ -213,6 +216,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         pos = np.searchsorted(self.classes_, y)
         known = (pos < len(self.classes_)) & (self.classes_[np.minimum(pos, len(self.classes_) - 1)] == y)
         preds = {k: [] for k in capped}
+        ranked5 = {k: [] for k in capped}
         hits5 = {k: [] for k in capped}
         for start in range(0, len(X), self.chunk_size):
             sl = slice(start, start + self.chunk_size)
@@ -221,6 +225,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             for k, votes in self._votes(sims, idx, capped):
                 order = ranked_classes(votes, 5)
                 preds[k].append(self.classes_[order[:, 0]])
+                ranked5[k].append(self.classes_[order])
                 hits5[k].append(known[sl] & (order == true_col).any(axis=1))
         out = {}
         for k in ks:
@@ -231,4 +236,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
                 "top5": float(100.0 * np.mean(np.concatenate(hits5[kc]))),
                 "mean_per_class": mean_per_class(pred, y),
             }
+            if predictions is not None:
+                predictions[f"y_pred@k{k}"] = pred.astype(np.int64)
+                predictions[f"top5@k{k}"] = np.concatenate(ranked5[kc]).astype(np.int64)
         return out

@@ -18,6 +18,12 @@ def ranked_classes(scores: np.ndarray, top: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :top]
 
 
+def ranked_predictions(scores: np.ndarray, suffix: str = "") -> dict[str, np.ndarray]:
+    """Per-item predictions from class scores: `y_pred` (N,) and the ranked `top5` (N, <=5) labels."""
+    ranked = ranked_classes(scores, min(5, scores.shape[1]))
+    return {f"y_pred{suffix}": ranked[:, 0].astype(np.int64), f"top5{suffix}": ranked.astype(np.int64)}
+
+
 def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
     """Percentage of rows whose true class is among the k best-scored classes."""
     if len(y) == 0:

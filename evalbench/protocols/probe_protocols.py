@@ -11,7 +11,7 @@ from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
 from .linear import CLIP_GRID, LinearProbe
-from .metrics import classification_metrics, full_scores
+from .metrics import classification_metrics, full_scores, ranked_predictions
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, non_negative_int, one_of, positive_float,
     positive_float_list, positive_float_or_none, positive_int, positive_int_list,
@@ -108,7 +108,7 @@ class LinearProtocol(Protocol):
             "search_setup_seconds": probe.search_setup_seconds_,
             "fit_seconds": round(fit_seconds, 3),
         }
-        return ProtocolOutcome(metrics=metrics, params=params, details=details)
+        return ProtocolOutcome(metrics=metrics, params=params, details=details, predictions=ranked_predictions(scores))
 
 
 class KNNProtocol(Protocol):
@@ -130,7 +130,9 @@ class KNNProtocol(Protocol):
         X, y = _train_plus_val(splits)
         probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"]).fit(X, y)
         search = f"exact, {probe.backend_} backend" + (" (blocked torch.mm + topk)" if probe.backend_ == "torch" else " (faiss IndexFlatIP)")
-        by_k = probe.scores_for_ks(splits.test.X, splits.test.y)
+        predictions: dict[str, np.ndarray] = {}
+        by_k = probe.scores_for_ks(splits.test.X, splits.test.y, predictions=predictions)
+        predictions.update({"y_pred": predictions[f"y_pred@k{p['k']}"], "top5": predictions[f"top5@k{p['k']}"]})
         ticker.advance()
         ticker.done()
         head = by_k[p["k"]]
@@ -151,7 +153,7 @@ class KNNProtocol(Protocol):
             reference="facebookresearch/dino eval_knn.py",
             seed=seed,
         )
-        return ProtocolOutcome(metrics=metrics, params=params, details={"by_k": by_k})
+        return ProtocolOutcome(metrics=metrics, params=params, details={"by_k": by_k}, predictions=predictions)
 
 
 class RidgeProtocol(Protocol):
@@ -174,7 +176,7 @@ class RidgeProtocol(Protocol):
             targets="2*onehot - 1", solver="float64 closed form (primal or dual, whichever is smaller)",
             reference="google-research/big_vision evaluators/fewshot.py", seed=seed,
         )
-        return ProtocolOutcome(metrics=metrics, params=params)
+        return ProtocolOutcome(metrics=metrics, params=params, predictions=ranked_predictions(scores))
 
 
 def _fraction(v: Any) -> float:
