@@ -26,6 +26,26 @@ def _floats3(text: str) -> tuple[float, float, float]:
     return tuple(parts)  # type: ignore[return-value]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a level like 0.95, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the level must lie strictly between 0 and 1, got {value}")
+    return value
+
+
 def _split_list(values: Optional[list[str]]) -> Optional[list[str]]:
     if not values:
         return None
@@ -85,12 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
     io.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
     io.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    io.add_argument("--no-ci", dest="ci", action="store_false", help="show point estimates without their 95%% intervals")
 
     lb = sub.add_parser("leaderboard", help="render markdown leaderboards from result files")
     lb.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
     lb.add_argument("-o", "--output", help="write the markdown here (default: print it)")
     lb.add_argument("--metric", default="top1", help="metric to rank by (default top1)")
     lb.add_argument("--title", default="evalbench leaderboard")
+
+    cmp = sub.add_parser("compare", help="paired comparison of runs on the same test items",
+                         description="Compare A against B (and C, ...) item by item, as A - B: per task the top-1 difference "
+                         "with its paired-bootstrap 95%% CI, an exact McNemar p-value (Wilcoxon signed-rank for few-shot "
+                         "and episodic runs), a Holm-corrected verdict across each protocol's tasks, and the difference "
+                         "of suite means with its CI.")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="a model's results directory (results/MODEL) or a model name")
+    cmp.add_argument("--results", default="results", help="where model names are looked up (default: results)")
+    cmp.add_argument("--bootstrap", type=_positive_int, default=2000, metavar="B", help="bootstrap draws (default 2000)")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cmp.add_argument("--plot", metavar="FILE", help="also draw a forest plot of the differences (PNG; needs matplotlib)")
+
+    rs = sub.add_parser("rescore", help="recompute metrics and intervals from stored predictions (no features needed)")
+    rs.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
+    rs.add_argument("--bootstrap", type=_positive_int, default=2000, metavar="B", help="bootstrap draws (default 2000)")
+    rs.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
 
     data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -128,12 +165,23 @@ def _cmd_run(args, console) -> int:
     # several feature choices (--pool a,b) give several models: then each row names its own
     lead = ["model"] if len(models) > 1 else []
     table = Table(title=f"evalbench results: {', '.join(models)}")
-    for col in (*lead, "task", "protocol", "top1", "top5", "mean per class", "status"):
-        table.add_column(col, justify="right" if col in ("top1", "top5", "mean per class") else "left")
+    for col in (*lead, "task", "protocol", "n (test)", "top1", "top5", "mean per class", "status"):
+        table.add_column(col, justify="right" if col in ("n (test)", "top1", "top5", "mean per class") else "left")
+    unconverged = []
     for _, r in df.iterrows():
-        table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], format_metric(r["top1"]),
-                      format_metric(r["top5"]), format_metric(r["mean_per_class"]), r["status"])
+        top1 = format_metric(r["top1"], r["top1_ci"] if args.ci else None)
+        if r["converged"] is False:
+            top1 += " †"
+            unconverged.append(f"{r['task']}/{r['protocol']}")
+        table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], str(r["n_test"] or "–"), top1, format_metric(r["top5"]),
+                      format_metric(r["mean_per_class"], r["mean_per_class_ci"] if args.ci else None), r["status"])
     console.print(table)
+    if args.ci:
+        console.print("± : half-width of the 95% interval (bootstrap over test items; few-shot and episodic: over "
+                      "seeds or episodes)", highlight=False)
+    if unconverged:
+        console.print(f"[yellow]warning:[/] † the final fit stopped before its tolerance in {', '.join(unconverged)}; "
+                      "see details.final_fit in the result (stop reason, gradient)", highlight=False, soft_wrap=True)
     for note in summary.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     _print_suite_means(args, df, summary, console)
@@ -234,6 +282,71 @@ def _cmd_data(args, console) -> int:
     return 0
 
 
+def _cmd_compare(args, console) -> int:
+    from rich.table import Table
+
+    from .compare import compare_runs, load_run
+
+    if len(args.runs) < 2:
+        raise EvalbenchError("compare needs at least two runs: evalbench compare A B [C ...]")
+    base = load_run(args.runs[0], args.results)
+    for other_spec in args.runs[1:]:
+        other = load_run(other_spec, args.results)
+        rows, suites = compare_runs(base, other, B=args.bootstrap, seed=args.seed)
+        a, b = base[0].model.name, other[0].model.name
+        table = Table(title=f"A = {a}, B = {b}: A - B on the same test items (positive: A is better)")
+        for col in ("task", "protocol", "n", "top1 A", "top1 B", "A - B [95% CI]", "test", "p", "p (Holm)", "verdict"):
+            table.add_column(col, justify="left" if col in ("task", "protocol", "test", "verdict") else "right")
+        for r in rows:
+            table.add_row(r.task, r.protocol, str(r.n), f"{r.top1_a:.2f}", f"{r.top1_b:.2f}",
+                          f"{r.diff.estimate:+.2f} [{r.diff.low:+.2f}, {r.diff.high:+.2f}]", r.test,
+                          f"{r.p_value:.3g}", f"{r.p_holm:.3g}", r.verdict)
+        console.print(table)
+        for s in suites:
+            console.print(f"{s.protocol}: mean over {s.tasks} tasks, {a} - {b} = {s.diff.estimate:+.2f} "
+                          f"[{s.diff.low:+.2f}, {s.diff.high:+.2f}] (paired bootstrap within tasks, B={args.bootstrap})",
+                          highlight=False)
+        if args.plot:
+            from .plots import forest_plot
+
+            path = Path(args.plot) if len(args.runs) == 2 else Path(args.plot).with_stem(f"{Path(args.plot).stem}-{other_spec}")
+            forest_plot(rows, suites, path)
+            console.print(f"wrote {path}")
+    return 0
+
+
+def _cmd_rescore(args, console) -> int:
+    from rich.table import Table
+
+    from .results import iter_results
+    from .scoring import intervals, metrics_from_predictions
+
+    table = Table(title="metrics recomputed from stored predictions")
+    for col in ("record", "metric", "stored", "recomputed", f"{args.level:.0%} interval"):
+        table.add_column(col, justify="left" if col in ("record", "metric") else "right")
+    checked, differ, skipped = 0, 0, []
+    for record in iter_results(args.results):
+        if not record.predictions:
+            skipped.append(str(record.path))
+            continue
+        arrays = record.load_predictions()
+        recomputed = metrics_from_predictions(arrays, record.task.num_classes or 0) if "y_true" in arrays else {}
+        ci = intervals(arrays, record.metrics, seed=record.seed, B=args.bootstrap, level=args.level)
+        for name, value in recomputed.items():
+            stored = record.metric(name)
+            same = stored is not None and abs(stored - value) < 1e-9
+            differ += not same
+            low_high = ci.get(name)
+            table.add_row(str(record.path), name, "–" if stored is None else f"{stored:.4f}", f"{value:.4f}",
+                          f"[{low_high[0]:.2f}, {low_high[1]:.2f}]" if low_high else "",
+                          style=None if same else "red")
+        checked += 1
+    console.print(table)
+    console.print(f"{checked} records rescored from predictions, {differ} metric(s) differ from the stored values"
+                  + (f"; {len(skipped)} record(s) have no stored predictions (older schema): rerun with --force" if skipped else ""))
+    return 1 if differ else 0
+
+
 def _cmd_suites(args, console) -> int:
     from .tasks import list_suites
 
@@ -251,9 +364,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    console = Console(stderr=False)
+    # piped or redirected output: wide enough that tables never cut names (a terminal keeps its width)
+    console = Console(stderr=False, width=None if sys.stdout.isatty() else 240)
     err = Console(stderr=True)
-    handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data}
+    handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data,
+                "compare": _cmd_compare, "rescore": _cmd_rescore}
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:

@@ -113,9 +113,13 @@ def leaderboard_tables(records: Iterable[ResultRecord | dict[str, Any]], metric:
     return tables
 
 
-def format_metric(v: Any) -> str:
-    """Two decimals; a dash for a missing (None or NaN) value."""
-    return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else f"{v:.2f}"
+def format_metric(v: Any, interval: Optional[Sequence[float]] = None) -> str:
+    """Two decimals, `± half-width` of an interval when given; a dash for a missing (None or NaN) value."""
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return "–"
+    if interval is None or (isinstance(interval, float) and pd.isna(interval)):
+        return f"{v:.2f}"
+    return f"{v:.2f} ± {(interval[1] - interval[0]) / 2:.2f}"
 
 
 def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard",

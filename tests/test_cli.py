@@ -36,6 +36,10 @@ def test_run_writes_complete_records_and_a_rerun_extracts_nothing(dirs, capsys):
     code, out, _ = run(pixels_digits(dirs), capsys)
     assert code == 0
     assert "1797 samples extracted, 0 reused" in out
+    low, high = json.loads((dirs["out"] / "pixels-8" / "digits" / "knn.json").read_text())["uncertainty"]["top1"]
+    assert f"± {(high - low) / 2:.2f}" in out and "n (test)" in out and "│ 360 │" in out
+    code, plain, _ = run(pixels_digits(dirs, "--no-ci"), capsys)
+    assert code == 0 and "±" not in plain
     linear = json.loads((dirs["out"] / "pixels-8" / "digits" / "linear.json").read_text())
     knn = json.loads((dirs["out"] / "pixels-8" / "digits" / "knn.json").read_text())
     assert linear["schema_version"] == 2
