@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
     io.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
     io.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    io.add_argument("--reference", metavar="DIR", help="after the run, check each result against the record of the same "
+                    "model, task and protocol under DIR (e.g. the committed results/) and say which numbers differ")
     io.add_argument("--no-ci", dest="ci", action="store_false", help="show point estimates without their 95%% intervals")
 
     lb = sub.add_parser("leaderboard", help="render markdown leaderboards from result files")
@@ -185,9 +187,33 @@ def _cmd_run(args, console) -> int:
     for note in summary.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     _print_suite_means(args, df, summary, console)
+    if args.reference:
+        _print_reference_check(df, Path(args.reference), console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
                   f"results: {len(summary.computed)} computed, {len(summary.skipped)} already up to date; written under {args.output}/")
     return 0
+
+
+def _print_reference_check(df, reference: Path, console) -> None:
+    """Compare each result of this run with the reference record at the same relative path."""
+    from .results import read_result
+
+    same, differ, absent = 0, [], []
+    for path, rel in ((Path(p), Path(p).relative_to(Path(p).parents[2])) for p in df["path"]):
+        mine, ref = read_result(path), read_result(reference / rel)
+        if ref is None:
+            absent.append(str(rel))
+        elif ref.metrics == mine.metrics and ref.protocol.params == mine.protocol.params:
+            same += 1
+        else:
+            keys = sorted(k for k in set(ref.metrics) | set(mine.metrics) if ref.metrics.get(k) != mine.metrics.get(k))
+            differ.append(f"{rel} ({', '.join(f'{k}: {mine.metrics.get(k)} vs {ref.metrics.get(k)}' for k in keys[:3]) or 'settings'})")
+    line = f"reference check against {reference}/: {same} of {len(df)} results equal the reference exactly"
+    console.print(f"[green]{line}[/]" if same == len(df) else line, highlight=False, soft_wrap=True)
+    if differ:
+        console.print(f"[yellow]differ:[/] {'; '.join(differ)}", highlight=False, soft_wrap=True)
+    if absent:
+        console.print(f"not in the reference: {', '.join(absent)}", highlight=False, soft_wrap=True)
 
 
 def _print_suite_means(args, df, summary, console) -> None:

@@ -185,3 +185,19 @@ def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([str(exe), "run", "--model", "nope-model", "--suite", "quick"], capture_output=True, text=True,
                           env={**os.environ, "EVALBENCH_HOME": str(tmp_path)})
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model spec 'nope-model'")
+
+
+def test_reference_check_says_which_results_equal_the_reference(dirs, capsys, tmp_path):
+    import shutil
+
+    assert run(pixels_digits(dirs), capsys)[0] == 0
+    ref = tmp_path / "reference"
+    shutil.copytree(dirs["out"], ref)
+    code, out, _ = run(pixels_digits(dirs, "--force", "--reference", str(ref)), capsys)
+    assert code == 0 and f"reference check against {ref}/: 2 of 2 results equal the reference exactly" in out
+    knn = ref / "pixels-8" / "digits" / "knn.json"
+    record = json.loads(knn.read_text())
+    record["metrics"]["top1"] += 1
+    knn.write_text(json.dumps(record))
+    code, out, _ = run(pixels_digits(dirs, "--reference", str(ref)), capsys)
+    assert code == 0 and "1 of 2 results equal" in out and "differ: pixels-8/digits/knn.json (top1:" in out
