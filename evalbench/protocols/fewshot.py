@@ -7,7 +7,7 @@ import numpy as np
 
 from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
-from .linear import CLIP_GRID, LinearProbe
+from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
 from .metrics import classification_metrics, full_scores, mean_std_ci
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, one_of, positive_float, positive_float_list,
@@ -58,7 +58,8 @@ class FewShotLinearProtocol(Protocol):
     """K-shot logistic regression; C by cross-validation on the K-shot set alone."""
 
     name = "fewshot-linear"
-    version = "1"
+    # 2: two classes fit sklearn's binary model (LinearProbe; linear protocol v5); 3+ classes unchanged
+    version = "2"
     description = "K-shot-per-class logistic regression over seeds; C by CV on the K-shot set (K=1: C=1)"
     params_spec = (
         Param("shots", 5, positive_int, "examples per class (one K; the runner expands lists)"),
@@ -104,7 +105,7 @@ class FewShotLinearProtocol(Protocol):
         def fit_score(X, y, rng):
             C, cv = self._choose_c(X, y, rng)
             probe = self._probe(C).fit(X, y)
-            scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+            scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
             return scores, {"C": C, "cv_top1_by_C": cv}
 
         per_seed, extra = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
@@ -116,7 +117,7 @@ class FewShotLinearProtocol(Protocol):
                          f"stratified {min(p['cv_folds'], p['shots'])}-fold CV on the K-shot set, best mean accuracy, ties -> smaller C"),
             C_per_seed=[e["C"] for e in extra],
             sampling=_SAMPLING, val_used=False, seed=seed,
-            objective="C*sum(logloss) + 0.5*||W||^2 (scikit-learn's), torch L-BFGS",
+            objective=OBJECTIVE + "; torch L-BFGS",
             reference="CLIP / big_vision few-shot linear evaluation; no val leakage (CLIP_benchmark issue 125)",
         )
         details = {"per_seed": per_seed, "per_seed_fit": extra}

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from .faiss_setup import faiss_available, import_faiss
-from .metrics import accuracy, check_class_labels, mean_per_class, ranked_classes
+from .metrics import accuracy, check_class_labels, check_n_features, mean_per_class, ranked_classes
 
 
 #: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
@@ -129,8 +129,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "index_")
         X = check_array(X, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
+        check_n_features(self, X)
         k = min(self.k if k is None else int(k), self.n_train_)
         # Search a few extra neighbours: the search may return any of several train points with
         # the same similarity as the k-th, so the tie group at the boundary must be seen

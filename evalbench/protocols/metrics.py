@@ -119,6 +119,20 @@ def mean_std_ci(values: list[float]) -> dict[str, float]:
 
 
 
+def check_n_features(estimator, X: np.ndarray) -> None:
+    """Raise when X has another number of columns than the fit data.
+
+    The message is scikit-learn's (sklearn.utils.validation.validate_data with reset=False),
+    which its estimator checks match; done here so that any scikit-learn version works.
+
+    Raises:
+        ValueError: "X has 3 features, but RidgeProbe is expecting 4 features as input."
+    """
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+                         f"{estimator.n_features_in_} features as input.")
+
+
 def check_class_labels(y) -> None:
     """sklearn's classification-target check, without its "more than 50% unique classes"
     warning: few-shot sets have one or two examples per class by design."""

@@ -10,7 +10,7 @@ import torch
 from .contract import FeatureSplits, ProtocolOutcome
 from .knn import KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
-from .linear import CLIP_GRID, LinearProbe
+from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
 from .metrics import classification_metrics, full_scores
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, non_negative_int, one_of, positive_float,
@@ -35,8 +35,11 @@ class LinearProtocol(Protocol):
     #    iterations, so float32 fits stop at slightly different points)
     # 4: coarse fits may start from the path extrapolated in log10(C) (lower objective wins);
     #    class-major GEMMs (same objective; float32 fits stop at slightly different points)
-    version = "4"
-    description = "multinomial logistic regression (L-BFGS), C searched on val (CLIP A.3), refit on train+val"
+    # 5: two classes fit sklearn's binary model (one weight vector, sigmoid loss) instead of two
+    #    softmax columns, which equalled sklearn at twice the C; 3+ classes unchanged bit for bit
+    version = "5"
+    description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
+                   "refit on train+val")
     params_spec = (
         Param("C", None, positive_float_or_none, "fixed C, or null to search it"),
         Param("max_iter", 1000, positive_int),
@@ -70,7 +73,7 @@ class LinearProtocol(Protocol):
                   progress=ticker.advance)
         fit_seconds = time.perf_counter() - t0
         ticker.done()
-        scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
         metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
         params = dict(p)
         params.update(
@@ -86,7 +89,7 @@ class LinearProtocol(Protocol):
                          "whichever has the lower objective; final fit: the chosen C's solution")
                         if searching else None,
             fit_on="train+val",
-            objective="C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's)",
+            objective=OBJECTIVE,
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch"
                    + ("; preconditioned: W = L^-T V, b = u/sqrt(c) - mu.W with L L^T = c*G + lam*I, "
                       "G the centred Gram of the fit data, c = 1/K (exact reparametrisation; used when N > D and N*D*K >= 1e8)"
@@ -165,7 +168,7 @@ class RidgeProtocol(Protocol):
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         X, y = _train_plus_val(splits)
         probe = RidgeProbe(l2=self.params["l2"]).fit(X, y)
-        scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
         metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
         params = dict(self.params)
         params.update(
