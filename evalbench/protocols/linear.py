@@ -375,4 +375,5 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Predicted labels (from classes_); equal scores go to the first class (for two
         classes: a zero decision value gives classes_[0], as sklearn)."""
-        return self.classes_[np.argmax(self.class_scores(X), axis=1)]
+        scores = self.class_scores(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(scores, axis=1)]

@@ -74,4 +74,5 @@ class RidgeProbe(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Label with the highest score (ties -> smaller class)."""
-        return self.classes_[np.argmax(self.class_scores(X), axis=1)]
+        scores = self.class_scores(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(scores, axis=1)]
