@@ -6,7 +6,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .contract import FeatureSplits, ProtocolOutcome
-from .knn import KNNProbe
+from .knn import TOP5_FILL, TOP5_FILL_HELP, TOP5_RULES, KNNProbe
 from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
 from .metrics import classification_metrics, full_scores, mean_std_ci
 from .protocol_base import (
@@ -41,12 +41,13 @@ _SAMPLING = ("K examples per class from train only, drawn with numpy default_rng
 
 
 def _run_tries(self_name: str, splits: FeatureSplits, shots: int, seeds: int, seed: int,
-               progress: Any, fit_score: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]):
+               progress: Any, fit_score: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple],
+               top5_floor: Optional[float] = None):
     ticker = Ticker(progress, f"{self_name} {shots}-shot", seeds)
     per_seed, extra = [], []
     for s, idx in _kshot_sets(splits, shots, seeds, seed):
         scores, info = fit_score(splits.train.X[idx], splits.train.y[idx], np.random.default_rng([seed, s, 1]))
-        m = classification_metrics(scores, splits.test.y, splits.num_classes, per_class=False)
+        m = classification_metrics(scores, splits.test.y, splits.num_classes, per_class=False, top5_floor=top5_floor)
         per_seed.append(m)
         extra.append(info)
         ticker.advance()
@@ -128,7 +129,8 @@ class FewShotKNNProtocol(Protocol):
     """K-shot weighted k-NN (DINOv2 few-shot k-NN)."""
 
     name = "fewshot-knn"
-    version = "1"
+    # 2: top5_fill "none" by default, as the knn protocol v2 (top1 unchanged)
+    version = "2"
     description = "K-shot-per-class weighted k-NN over seeds (DINOv2 style; k capped at the K-shot set size)"
     params_spec = (
         Param("shots", 5, positive_int),
@@ -136,6 +138,7 @@ class FewShotKNNProtocol(Protocol):
         Param("k", 20, positive_int),
         Param("temperature", 0.07, positive_float),
         Param("normalize", True, boolean),
+        Param("top5_fill", "none", one_of(*TOP5_FILL), TOP5_FILL_HELP),
     )
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
@@ -146,9 +149,12 @@ class FewShotKNNProtocol(Protocol):
             return full_scores(probe.predict_proba(splits.test.X), probe.classes_, splits.num_classes), \
                 {"k_effective": min(p["k"], len(y))}
 
-        per_seed, extra = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
+        # vote shares are > 0 exactly for the classes that got a vote (unseen classes: -inf)
+        floor = 0.0 if p["top5_fill"] == "none" else None
+        per_seed, extra = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score, floor)
         params = dict(p)
         params.update(k_effective=extra[0]["k_effective"], sampling=_SAMPLING, val_used=False, seed=seed,
                       ties="equal similarity -> smaller train index; equal votes -> smaller class",
+                      top5=TOP5_RULES[p["top5_fill"]],
                       reference="facebookresearch/dinov2 eval/knn.py few-shot (n per class, mean over tries)")
         return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details={"per_seed": per_seed})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
@@ -18,12 +19,20 @@ def ranked_classes(scores: np.ndarray, top: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :top]
 
 
-def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Percentage of rows whose true class is among the k best-scored classes."""
+def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int, floor: Optional[float] = None) -> float:
+    """Percentage of rows whose true class is among the k best-scored classes.
+
+    floor: when given, a true class scored <= floor is never a hit, even when fewer than k
+        classes score above it (k-NN vote shares with floor 0: a class without a vote does
+        not fill the top k; see evalbench.protocols.knn.TOP5_FILL).
+    """
     if len(y) == 0:
         raise ProtocolInputError("cannot score an empty split")
     ranked = ranked_classes(scores, k)
-    return float(100.0 * np.mean((ranked == y[:, None]).any(axis=1)))
+    hit = (ranked == y[:, None]).any(axis=1)
+    if floor is not None:
+        hit &= scores[np.arange(len(y)), y] > floor
+    return float(100.0 * np.mean(hit))
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
@@ -41,16 +50,18 @@ def mean_per_class(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def classification_metrics(
-    scores: np.ndarray, y: np.ndarray, num_classes: int, per_class: bool = True
+    scores: np.ndarray, y: np.ndarray, num_classes: int, per_class: bool = True,
+    top5_floor: Optional[float] = None,
 ) -> dict[str, float]:
     """top1, top5 (when num_classes > 5) and mean_per_class from (N, num_classes) scores.
 
     Ties between classes go to the smaller class index, for top-1 and top-5 alike.
+    top5_floor: see topk_accuracy's floor.
     """
     pred = ranked_classes(scores, 1)[:, 0]
     out = {"top1": accuracy(pred, y)}
     if num_classes > 5:
-        out["top5"] = topk_accuracy(scores, y, 5)
+        out["top5"] = topk_accuracy(scores, y, 5, floor=top5_floor)
     if per_class:
         out["mean_per_class"] = mean_per_class(pred, y)
     return out
