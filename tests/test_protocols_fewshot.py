@@ -68,6 +68,23 @@ def test_fewshot_knn_caps_k():
     assert out.params["k_effective"] == 12 and out.metrics["top1"] > 50
 
 
+def test_fewshot_knn_top5_fill():
+    # k=1: one class gets the vote, so under "none" (default) top-5 is top-1; "class_index"
+    # (v1) fills the other four slots by class index and counts hits without a vote
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(8, 16)) * 0.3  # overlapping classes: 1-NN is often wrong
+
+    def part(n):
+        y = np.arange(n) % 8
+        return FeatureSplit((means[y] + rng.normal(size=(n, 16))).astype(np.float32), y)
+
+    splits = FeatureSplits(part(160), part(400), 8)
+    default = get_protocol("fewshot-knn", {"shots": 2, "seeds": 2, "k": 1}).evaluate(splits)
+    filled = get_protocol("fewshot-knn", {"shots": 2, "seeds": 2, "k": 1, "top5_fill": "class_index"}).evaluate(splits)
+    assert default.params["top5_fill"] == "none" and default.metrics["top5"] == default.metrics["top1"]
+    assert filled.metrics["top1"] == default.metrics["top1"] and filled.metrics["top5"] > default.metrics["top5"] + 10
+
+
 def test_episodes_depend_only_on_labels_and_seed():
     y = np.repeat(np.arange(12), 20)
     a = sample_episodes(y, 5, 1, 15, 50, seed=3)

@@ -51,7 +51,8 @@ def test_one_search_serves_every_k(backend):
         pred, votes = _reference(Xtr, ytr, Xte, k, 0.07, 9)
         assert scores[k]["top1"] == pytest.approx(100 * np.mean(pred == yte))
         top5 = np.argsort(-votes, axis=1, kind="stable")[:, :5]
-        assert scores[k]["top5"] == pytest.approx(100 * np.mean((top5 == yte[:, None]).any(1)))
+        voted = votes[np.arange(len(yte)), yte] > 0  # top5_fill="none": zero-vote classes never fill
+        assert scores[k]["top5"] == pytest.approx(100 * np.mean((top5 == yte[:, None]).any(1) & voted))
 
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
@@ -119,3 +120,47 @@ def test_faiss_openblas_kernel_follows_cpu_flags():
     assert openblas_coretype({"avx2", "fma", "sse2"}) == "Haswell"
     assert openblas_coretype({"sse2", "avx"}) is None  # old CPUs: OpenBLAS's own detection
     assert isinstance(cpu_flags(), set)
+
+
+def _top5_example():
+    """7 classes in 2-d. The three class-3 points are the only neighbours (k=3) of every
+    query, so each query's votes go to class 3 alone and four top-5 slots are empty."""
+    deg = np.deg2rad
+    angles = [0.0, 0.5, -0.5] + [90.0 + 10 * i for i in range(6)]  # class 3 near 0 deg, the rest far away
+    Xtr = np.array([[np.cos(deg(a)), np.sin(deg(a))] for a in angles], np.float32)
+    ytr = np.array([3, 3, 3, 0, 1, 2, 4, 5, 6])
+    Xte = np.array([[1.0, 0.001], [1.0, 0.0], [1.0, -0.001]], np.float32)
+    yte = np.array([0, 3, 6])  # a zero-vote class with a small index, the voted class, a large one
+    return Xtr, ytr, Xte, yte
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_top5_fill_rule_on_a_hand_made_example(backend):
+    Xtr, ytr, Xte, yte = _top5_example()
+    none = KNNProbe(k=3, ks=(3,), backend=backend).fit(Xtr, ytr).scores_for_ks(Xte, yte)[3]
+    by_index = KNNProbe(k=3, ks=(3,), backend=backend, top5_fill="class_index").fit(Xtr, ytr).scores_for_ks(Xte, yte)[3]
+    assert none["top1"] == by_index["top1"] == pytest.approx(100 / 3)
+    # "none" (default): only class 3 has a vote, so only the query of class 3 is a top-5 hit
+    assert none["top5"] == pytest.approx(100 / 3)
+    # "class_index" (knn v1, DINO's fill made deterministic): slots 2-5 take classes 0, 1, 2, 4,
+    # so the class-0 query counts as a hit with no vote at all; the class-6 query does not
+    assert by_index["top5"] == pytest.approx(200 / 3)
+    # renumbering the classes (0 <-> 5) moves the filled score, never the default one
+    swap = np.array([5, 1, 2, 3, 4, 0, 6])
+    none_sw = KNNProbe(k=3, ks=(3,), backend=backend).fit(Xtr, swap[ytr]).scores_for_ks(Xte, swap[yte])[3]
+    idx_sw = KNNProbe(k=3, ks=(3,), backend=backend, top5_fill="class_index").fit(Xtr, swap[ytr]).scores_for_ks(
+        Xte, swap[yte])[3]
+    assert none_sw["top5"] == none["top5"] and idx_sw["top5"] == pytest.approx(100 / 3)
+
+
+def test_knn_protocol_records_the_top5_rule():
+    Xtr, ytr, Xte, yte = _top5_example()
+    splits = FeatureSplits(FeatureSplit(Xtr, ytr), FeatureSplit(Xte, yte), 7)
+    default = get_protocol("knn", {"k": 3, "ks": [3]})
+    assert default.version == "2" and default.params["top5_fill"] == "none"
+    out = default.evaluate(splits)
+    assert out.metrics["top5"] == pytest.approx(100 / 3) and "never fill the top 5" in out.params["top5"]
+    old = get_protocol("knn", {"k": 3, "ks": [3], "top5_fill": "class_index"}).evaluate(splits)
+    assert old.metrics["top5"] == pytest.approx(200 / 3) and "class index" in old.params["top5"]
+    with pytest.raises(Exception, match="top5_fill"):
+        get_protocol("knn", {"top5_fill": "dino"})

@@ -187,3 +187,68 @@ def test_search_log_names_each_fits_warm_start():
     assert starts[0] == "zeros"
     assert all(s in {"nearest", "extrapolated"} for s, e in zip(starts[1:], p.search_log_[1:], strict=True) if e["stage"] == "coarse")
     assert all(s == "interpolated" for s, e in zip(starts, p.search_log_, strict=True) if e["stage"] == "bisection")
+
+
+def _binary():
+    X, y = make_classification(700, 12, n_informative=6, random_state=1)
+    return X, np.where(y == 1, "pos", "neg"), 500
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+def test_two_classes_are_sklearns_binary_model_at_the_same_C(C):
+    """Two classes: one weight vector and the sigmoid loss, as sklearn's LogisticRegression.
+    (Two softmax columns equal sklearn at twice the C: the bug this pins.)"""
+    X, y, n = _binary()
+    ours = LinearProbe(C=C, dtype="float64", tol=1e-10).fit(X[:n], y[:n])
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(X[:n], y[:n])
+    assert ours.coef_.shape == ref.coef_.shape == (1, 12) and ours.intercept_.shape == (1,)
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=0, atol=1e-4 * max(scale, 1.0))
+    d_ours, d_ref = ours.decision_function(X[n:]), ref.decision_function(X[n:])
+    assert d_ours.shape == d_ref.shape == (len(X) - n,)
+    np.testing.assert_allclose(d_ours, d_ref, rtol=0, atol=1e-4 * np.abs(d_ref).max())
+    np.testing.assert_array_equal(ours.predict(X[n:]), ref.predict(X[n:]))
+    np.testing.assert_allclose(ours.predict_proba(X[n:]), ref.predict_proba(X[n:]), atol=1e-5)
+    # the default float32 fit lands on the same model to float32 resolution
+    f32 = LinearProbe(C=C).fit(X[:n], y[:n])
+    np.testing.assert_allclose(f32.decision_function(X[n:]), d_ref, rtol=0, atol=2e-3 * np.abs(d_ref).max())
+
+
+def test_two_classes_preconditioned_and_searched(monkeypatch):
+    from evalbench.protocols import linear
+
+    monkeypatch.setattr(linear, "PRECONDITION_MIN_WORK", 0)  # this small set would skip it
+    X, y, n = _binary()
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10000).fit(X[:n], y[:n])
+    pre = LinearProbe(C=1.0, dtype="float64", tol=1e-10, precondition=True).fit(X[:n], y[:n])
+    np.testing.assert_allclose(pre.decision_function(X[n:]), ref.decision_function(X[n:]),
+                               rtol=0, atol=1e-4 * np.abs(ref.decision_function(X[n:])).max())
+    searched = LinearProbe(bisection_steps=2).fit(X[:400], y[:400], X[400:n], y[400:n])
+    assert searched.coef_.shape == (1, 12) and searched.val_scores_[searched.C_] == max(searched.val_scores_.values())
+    assert 100 * searched.score(X[n:], y[n:]) > 80
+
+
+def test_two_class_decision_function_works_with_sklearn_scorers():
+    from sklearn.metrics import get_scorer
+
+    X, y, n = _binary()
+    ours = LinearProbe(C=1.0).fit(X[:n], y[:n])
+    ref = LogisticRegression(C=1.0).fit(X[:n], y[:n])
+    auc = get_scorer("roc_auc")(ours, X[n:], y[n:])
+    assert np.isfinite(auc) and auc == pytest.approx(get_scorer("roc_auc")(ref, X[n:], y[n:]), abs=2e-3)
+    # class_scores keeps one column per class for the protocols' top-k ranking
+    scores = ours.class_scores(X[n:])
+    assert scores.shape == (len(X) - n, 2)
+    np.testing.assert_array_equal(ours.classes_[scores.argmax(1)], ours.predict(X[n:]))
+
+
+def test_linear_protocol_on_two_classes():
+    X, y, n = _binary()
+    yi = (y == "pos").astype(np.int64)
+    splits = FeatureSplits(FeatureSplit(X[:400], yi[:400]), FeatureSplit(X[n:], yi[n:]), 2,
+                           val=FeatureSplit(X[400:n], yi[400:n]))
+    out = get_protocol("linear", {"C": 1.0}).evaluate(splits, seed=0)
+    ref = LogisticRegression(C=1.0).fit(X[:n], yi[:n])
+    assert out.metrics["top1"] == pytest.approx(100 * ref.score(X[n:], yi[n:]), abs=0.5)
+    assert "sigmoid" in out.params["objective"]

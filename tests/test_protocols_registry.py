@@ -40,7 +40,7 @@ def test_unknown_param_names_valid_ones():
     with pytest.raises(ConfigError) as err:
         get_protocol("knn", {"temprature": 0.1})
     assert str(err.value) == ("protocol 'knn' has no parameter 'temprature'; did you mean 'temperature'? "
-                              "(valid: k, ks, temperature, normalize)")
+                              "(valid: k, ks, temperature, normalize, top5_fill)")
 
 
 @pytest.mark.parametrize("name,params,message", [
@@ -59,7 +59,8 @@ def test_defaults_filled():
     p = get_protocol("linear", {"C": None})
     assert p.name == "linear" and isinstance(p.version, str)
     assert p.params["C"] is None and p.params["max_iter"] == 1000 and p.params["tol"] == 1e-6
-    assert get_protocol("knn", None).params == {"k": 20, "ks": (10, 20, 100, 200), "temperature": 0.07, "normalize": True}
+    assert get_protocol("knn", None).params == {"k": 20, "ks": (10, 20, 100, 200), "temperature": 0.07, "normalize": True,
+                                                 "top5_fill": "none"}
     e = get_protocol("episodic-centroid").params
     assert e == {"ways": 5, "shots": 1, "queries": 15, "episodes": 2000}
     assert get_protocol("ridge").params == {"l2": 1024.0}

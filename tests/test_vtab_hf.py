@@ -17,7 +17,7 @@ datasets = pytest.importorskip("datasets")
 
 from evalbench.data.vtab import hf as vtab_hf  # noqa: E402
 from evalbench.data.vtab import Vtab, prepare, status_rows  # noqa: E402
-from evalbench.data.vtab.hf import HF_SPECS, HfSpec, VtabHf  # noqa: E402
+from evalbench.data.vtab.hf import HF_SPECS, HfSpec, VtabHf, split_rows  # noqa: E402
 from evalbench.errors import DataUnavailableError  # noqa: E402
 
 
@@ -97,23 +97,28 @@ def test_dmlab_splits_are_stratified_seeded_disjoint_and_marked(hub, tmp_path):
     ("diabetic_retinopathy", "clip-benchmark/wds_vtab-diabetic_retinopathy", "cls", np.arange(5), list(range(5))),
 ])
 def test_label_mappings_follow_vtab(hub, task, repo, column, raw, expected):
-    image = "image_lt" if repo.startswith("Ramos") else "webp"
+    ramos = repo.startswith("Ramos")
+    image = "image_lt" if ramos else "webp"
     reps = int(np.ceil(1100 / len(raw)))
     train = np.tile(raw, reps)
-    test = raw.copy()
-    extra = {"instance": np.zeros(len(train), int)} if repo.startswith("Ramos") else {}
+    # Ramos-Ramos: val200 comes from the test split's first half, so it needs 2 x 200 rows and more
+    test = np.tile(raw, 2 * int(np.ceil(220 / len(raw)))) if ramos else raw.copy()
+    extra = {"instance": np.zeros(len(train), int)} if ramos else {}
     hub({(repo, "train"): fake({column: train, **extra}, image), (repo, "test"): fake({column: test}, image)})
     pools = VtabHf(task, download=True).load()  # Ramos-Ramos: the clip-benchmark copy is absent, the fallback serves
-    assert pools["test"].labels.tolist() == expected
+    if ramos:
+        assert sorted(set(pools["test"].labels.tolist())) == expected and len(pools["test"]) == len(test) // 2
+    else:
+        assert pools["test"].labels.tolist() == expected
     assert sorted(set(pools["train800"].labels.tolist())) == expected
 
 
 def test_smallnorb_fallback_halves_raw_azimuth_and_rejects_bad_labels(hub):
     raw = np.tile(np.arange(0, 36, 2), 70)
     h = hub({("Ramos-Ramos/smallnorb", "train"): fake({"azimuth": raw}, "image_lt"),
-             ("Ramos-Ramos/smallnorb", "test"): fake({"azimuth": np.array([0, 2, 34])}, "image_lt")})
+             ("Ramos-Ramos/smallnorb", "test"): fake({"azimuth": np.tile([0, 2, 34], 140)}, "image_lt")})
     src = VtabHf("smallnorb_azi", download=True)
-    assert src.load()["test"].labels.tolist() == [0, 1, 17]
+    assert src.load()["test"].labels.tolist() == [0, 1, 17] * 70
     assert [c[0] for c in h.calls][:1] == ["clip-benchmark/wds_vtab-smallnorb_label_azimuth"]  # tried first
     assert src.identity()["hf_dataset"] == "Ramos-Ramos/smallnorb"
 
@@ -121,6 +126,42 @@ def test_smallnorb_fallback_halves_raw_azimuth_and_rejects_bad_labels(hub):
          ("clip-benchmark/wds_vtab-dmlab", "test"): fake({"cls": np.arange(10) % 6})})
     with pytest.raises(DataUnavailableError, match=r"label 6 outside \[0, 6\) for VTAB task dmlab"):
         VtabHf("dmlab", download=True).load()
+
+
+def test_split_rows_follows_tfds_slicing():
+    assert split_rows("test", 5)[0] == "test" and split_rows("test", 5)[1].tolist() == [0, 1, 2, 3, 4]
+    name, first = split_rows("test[:50%]", 24300)
+    _, second = split_rows("test[50%:]", 24300)
+    assert name == "test" and (first[0], first[-1], len(first)) == (0, 12149, 12150)
+    assert (second[0], second[-1], len(second)) == (12150, 24299, 12150)  # smallNORB: 12,150 val / 12,150 test
+    for n in (5, 7, 24301):  # TFDS rounds percent bounds to the closest row: the halves always partition
+        a, b = split_rows("test[:50%]", n)[1], split_rows("test[50%:]", n)[1]
+        assert np.array_equal(np.concatenate([a, b]), np.arange(n))
+    assert split_rows("train[:800]", 1000)[1].tolist() == list(range(800))
+    assert split_rows("test[10:12]", 100)[1].tolist() == [10, 11]
+    with pytest.raises(ValueError, match="bad split slice"):
+        split_rows("test[:half]", 10)
+
+
+@pytest.mark.parametrize("task, column", [("smallnorb_azi", "azimuth"), ("smallnorb_ele", "elevation")])
+def test_smallnorb_fallback_takes_val200_from_the_first_half_of_test(hub, task, column):
+    """task_adaptation/data/smallnorb.py: train = train, val = test[:50%], test = test[50%:]."""
+    values = np.arange(0, 36, 2) if column == "azimuth" else np.arange(9)
+    half = len(values) // 2
+    # test split rows 0..299 hold the low label values only, rows 300..599 the high ones: where each
+    # pool's labels come from shows which rows it took
+    test = np.concatenate([np.resize(values[:half], 300), np.resize(values[half:], 300)])
+    h = hub({("Ramos-Ramos/smallnorb", "train"): fake({column: np.resize(values, 1200)}, "image_lt"),
+             ("Ramos-Ramos/smallnorb", "test"): fake({column: test}, "image_lt")})
+    src = VtabHf(task, download=True)
+    pools = src.load()
+    assert {k: len(v) for k, v in pools.items()} == {"train800": 800, "val200": 200, "test": 300}
+    assert set(pools["val200"].labels.tolist()) == set(range(half))  # val200 from test[:50%] (VTAB labels)
+    assert set(pools["test"].labels.tolist()) == set(range(half, len(values)))  # scored on all of test[50%:]
+    assert pools["test"].items.tolist() == list(range(300))
+    assert sorted(set(pools["train800"].labels.tolist())) == list(range(len(values)))  # train only
+    assert [c[:2] for c in h.calls].count(("Ramos-Ramos/smallnorb", "test")) == 1  # one fetch serves both halves
+    assert "test[:50%]" in src.identity()["note"]
 
 
 def test_resisc45_fallback_cuts_one_pool_60_20_20(hub):

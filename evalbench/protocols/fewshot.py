@@ -6,8 +6,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .contract import FeatureSplits, ProtocolOutcome
-from .knn import KNNProbe
-from .linear import CLIP_GRID, LinearProbe
+from .knn import TOP5_FILL, TOP5_FILL_HELP, TOP5_RULES, KNNProbe
+from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
 from .metrics import classification_metrics, full_scores, mean_std_ci, ranked_predictions
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, one_of, positive_float, positive_float_list,
@@ -41,16 +41,17 @@ _SAMPLING = ("K examples per class from train only, drawn with numpy default_rng
 
 
 def _run_tries(self_name: str, splits: FeatureSplits, shots: int, seeds: int, seed: int,
-               progress: Any, fit_score: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]):
+               progress: Any, fit_score: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple],
+               top5_floor: Optional[float] = None):
     """Fit and score every try; per-try metrics, fit facts and per-item predictions (`y_pred@seedN`)."""
     ticker = Ticker(progress, f"{self_name} {shots}-shot", seeds)
     per_seed, extra, predictions = [], [], {}
     for s, idx in _kshot_sets(splits, shots, seeds, seed):
         scores, info = fit_score(splits.train.X[idx], splits.train.y[idx], np.random.default_rng([seed, s, 1]))
-        m = classification_metrics(scores, splits.test.y, splits.num_classes, per_class=False)
+        m = classification_metrics(scores, splits.test.y, splits.num_classes, per_class=False, top5_floor=top5_floor)
         per_seed.append(m)
         extra.append(info)
-        predictions.update(ranked_predictions(scores, suffix=f"@seed{s}"))
+        predictions.update(ranked_predictions(scores, suffix=f"@seed{s}", floor=top5_floor))
         ticker.advance()
     ticker.done()
     return per_seed, extra, predictions
@@ -60,7 +61,8 @@ class FewShotLinearProtocol(Protocol):
     """K-shot logistic regression; C by cross-validation on the K-shot set alone."""
 
     name = "fewshot-linear"
-    version = "1"
+    # 2: two classes fit sklearn's binary model (LinearProbe; linear protocol v5); 3+ classes unchanged
+    version = "2"
     description = "K-shot-per-class logistic regression over seeds; C by CV on the K-shot set (K=1: C=1)"
     params_spec = (
         Param("shots", 5, positive_int, "examples per class (one K; the runner expands lists)"),
@@ -106,7 +108,7 @@ class FewShotLinearProtocol(Protocol):
         def fit_score(X, y, rng):
             C, cv = self._choose_c(X, y, rng)
             probe = self._probe(C).fit(X, y)
-            scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+            scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
             return scores, {"C": C, "cv_top1_by_C": cv}
 
         per_seed, extra, predictions = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
@@ -118,7 +120,7 @@ class FewShotLinearProtocol(Protocol):
                          f"stratified {min(p['cv_folds'], p['shots'])}-fold CV on the K-shot set, best mean accuracy, ties -> smaller C"),
             C_per_seed=[e["C"] for e in extra],
             sampling=_SAMPLING, val_used=False, seed=seed,
-            objective="C*sum(logloss) + 0.5*||W||^2 (scikit-learn's), torch L-BFGS",
+            objective=OBJECTIVE + "; torch L-BFGS",
             reference="CLIP / big_vision few-shot linear evaluation; no val leakage (CLIP_benchmark issue 125)",
         )
         details = {"per_seed": per_seed, "per_seed_fit": extra}
@@ -129,7 +131,8 @@ class FewShotKNNProtocol(Protocol):
     """K-shot weighted k-NN (DINOv2 few-shot k-NN)."""
 
     name = "fewshot-knn"
-    version = "1"
+    # 2: top5_fill "none" by default, as the knn protocol v2 (top1 unchanged)
+    version = "2"
     description = "K-shot-per-class weighted k-NN over seeds (DINOv2 style; k capped at the K-shot set size)"
     params_spec = (
         Param("shots", 5, positive_int),
@@ -137,6 +140,7 @@ class FewShotKNNProtocol(Protocol):
         Param("k", 20, positive_int),
         Param("temperature", 0.07, positive_float),
         Param("normalize", True, boolean),
+        Param("top5_fill", "none", one_of(*TOP5_FILL), TOP5_FILL_HELP),
     )
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
@@ -147,10 +151,13 @@ class FewShotKNNProtocol(Protocol):
             return full_scores(probe.predict_proba(splits.test.X), probe.classes_, splits.num_classes), \
                 {"k_effective": min(p["k"], len(y))}
 
-        per_seed, extra, predictions = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score)
+        # vote shares are > 0 exactly for the classes that got a vote (unseen classes: -inf)
+        floor = 0.0 if p["top5_fill"] == "none" else None
+        per_seed, extra, predictions = _run_tries(self.name, splits, p["shots"], p["seeds"], seed, progress, fit_score, floor)
         params = dict(p)
         params.update(k_effective=extra[0]["k_effective"], sampling=_SAMPLING, val_used=False, seed=seed,
                       ties="equal similarity -> smaller train index; equal votes -> smaller class",
+                      top5=TOP5_RULES[p["top5_fill"]],
                       reference="facebookresearch/dinov2 eval/knn.py few-shot (n per class, mean over tries)")
         return ProtocolOutcome(metrics=_summarise(per_seed), params=params, details={"per_seed": per_seed},
                                predictions=predictions)

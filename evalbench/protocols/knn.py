@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from .faiss_setup import faiss_available, import_faiss
-from .metrics import accuracy, check_class_labels, mean_per_class, ranked_classes
+from .metrics import accuracy, check_class_labels, check_n_features, mean_per_class, ranked_classes
 
 
 #: Extra neighbours searched so that a tie at the k-th similarity is usually seen whole.
@@ -20,6 +20,25 @@ TIE_MARGIN = 16
 BLOCK_FLOATS = 2 ** 25
 
 BACKENDS = ("auto", "faiss", "torch")
+
+#: What fills the top 5 when a query's k neighbours vote for fewer than 5 classes.
+#: "none" (default): nothing; a class without a vote is never a top-5 hit, so the score does
+#: not depend on how classes are numbered. "class_index": the empty slots take the zero-vote
+#: classes in increasing class index (the evalbench knn v1 rule). Neither reference has a
+#: reproducible rule: DINO eval_knn.py ranks with `probs.sort(1, True)` and DINOv2
+#: dinov2/eval/knn.py with torchmetrics MulticlassAccuracy(top_k=5) (torch.topk), and both
+#: order the tied zero-vote classes as the sort kernel happens to; "class_index" is DINO's
+#: fill made deterministic. The rules agree whenever 5 or more classes get votes.
+TOP5_FILL = ("none", "class_index")
+TOP5_FILL_HELP = "top-5 slots left empty when fewer than 5 classes get votes: 'none' or 'class_index' (v1)"
+#: The rule in words, as recorded in results.
+TOP5_RULES = {
+    "none": "a hit when the true class received a vote and ranks among the 5 largest votes (ties -> smaller "
+            "class); classes without a vote never fill the top 5",
+    "class_index": "a hit when the true class ranks among the 5 largest votes; when fewer than 5 classes got "
+                   "votes, the empty slots take zero-vote classes in increasing class index (DINO's fill, "
+                   "deterministic)",
+}
 
 
 def resolve_backend(backend: str) -> str:
@@ -72,16 +91,19 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         chunk_size: queries per search, to bound memory.
         backend: "auto" (= "faiss" when it imports, else "torch"), "faiss" (IndexFlatIP)
             or "torch" (blocked matmul + topk).
+        top5_fill: top-5 rule of ``scores_for_ks`` for queries whose neighbours vote for
+            fewer than 5 classes (see TOP5_FILL): "none" or "class_index".
     """
 
     def __init__(self, k: int = 20, temperature: float = 0.07, ks: Iterable[int] = (10, 20, 100, 200),
-                 normalize: bool = True, chunk_size: int = 4096, backend: str = "auto"):
+                 normalize: bool = True, chunk_size: int = 4096, backend: str = "auto", top5_fill: str = "none"):
         self.k = k
         self.temperature = temperature
         self.ks = ks
         self.normalize = normalize
         self.chunk_size = chunk_size
         self.backend = backend
+        self.top5_fill = top5_fill
 
     def fit(self, X, y):
         """Index the training features.
@@ -96,6 +118,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"k must be a positive integer, got {self.k!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        if self.top5_fill not in TOP5_FILL:
+            raise ValueError(f"top5_fill must be one of {TOP5_FILL}, got {self.top5_fill!r}")
         self.backend_ = resolve_backend(self.backend)
         X, y = check_X_y(X, y, dtype=np.float32)
         check_class_labels(y)
@@ -129,8 +153,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "index_")
         X = check_array(X, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
+        check_n_features(self, X)
         k = min(self.k if k is None else int(k), self.n_train_)
         # Search a few extra neighbours: the search may return any of several train points with
         # the same similarity as the k-th, so the tie group at the boundary must be seen
@@ -192,6 +215,21 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         (_, votes), = self._votes(sims, idx, [sims.shape[1]])
         return self.classes_[np.argmax(votes, axis=1)]
 
+    def _ranked_labels(self, votes: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """The top-5 labels stored with the predictions; under top5_fill 'none' a zero-vote slot is -1,
+        so a top-5 rescored from them equals the reported one."""
+        labels = self.classes_[order].astype(np.int64)
+        if self.top5_fill == "none":
+            labels[np.take_along_axis(votes, order, axis=1) <= 0] = -1
+        return labels
+
+    def _top5_hits(self, votes: np.ndarray, order: np.ndarray, true_idx: np.ndarray) -> np.ndarray:
+        """Whether each query's true class (index into classes_) is a top-5 hit under top5_fill."""
+        hit = (order == true_idx[:, None]).any(axis=1)
+        if self.top5_fill == "none":  # a zero-vote class only sits in the top 5 as filler
+            hit &= votes[np.arange(len(true_idx)), true_idx] > 0
+        return hit
+
     def scores_for_ks(self, X, y, ks: Optional[Iterable[int]] = None,
                       predictions: Optional[dict[str, np.ndarray]] = None) -> dict[int, dict[str, float]]:
         """top1, top5 and mean_per_class (percent) for several k from one search at max(ks).
@@ -204,7 +242,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
 
         Returns:
             dict k -> {"top1", "top5", "mean_per_class"}; top5 counts a hit when the true
-            class is among the 5 highest votes (ties -> smaller class first).
+            class is among the 5 highest votes (ties -> smaller class first) and, with
+            top5_fill="none", received a vote.
         """
         check_is_fitted(self, "index_")
         X = check_array(X, dtype=np.float32)
@@ -221,12 +260,12 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), self.chunk_size):
             sl = slice(start, start + self.chunk_size)
             sims, idx = self.kneighbors(X[sl], kmax)
-            true_col = np.minimum(pos[sl], len(self.classes_) - 1)[:, None]
+            true_idx = np.minimum(pos[sl], len(self.classes_) - 1)
             for k, votes in self._votes(sims, idx, capped):
                 order = ranked_classes(votes, 5)
                 preds[k].append(self.classes_[order[:, 0]])
-                ranked5[k].append(self.classes_[order])
-                hits5[k].append(known[sl] & (order == true_col).any(axis=1))
+                ranked5[k].append(self._ranked_labels(votes, order))
+                hits5[k].append(known[sl] & self._top5_hits(votes, order, true_idx))
         out = {}
         for k in ks:
             kc = min(k, kmax)

@@ -1,9 +1,9 @@
-"""Full-batch torch L-BFGS for scikit-learn's multinomial L2 logistic-regression objective."""
+"""Full-batch torch L-BFGS for scikit-learn's L2 logistic-regression objectives (multinomial and binary)."""
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # torch's own (private, stable since 1.4)
@@ -89,6 +89,39 @@ def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     return loss, grad
 
 
+def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
+    """Binary mean log-loss + 0.5*lam*||w||^2 and its gradient; theta = [w; b] of shape (D+1, 1).
+
+    scikit-learn fits two classes with ONE weight vector and the sigmoid (binomial) loss,
+    C*sum(log(1 + exp(-s_i z_i))) + 0.5*||w||^2 with s_i = +-1 (sklearn/linear_model/
+    _logistic.py, `_logistic_regression_path`: a binary target gets a single coefficient
+    column and HalfBinomialLoss). Two softmax columns are NOT that model: the penalty on
+    both columns equals sklearn's at twice the C. Divided by C*N (lam = 1/(C*N)) as in
+    softmax_objective, so ``tol`` means the same. y holds 0 / 1 (1 = classes_[1]); the bias
+    is not penalised.
+    """
+    d = X.shape[1]
+    w, b = theta[:d], theta[d]
+    z = torch.mm(X, w).squeeze(1).add_(b)
+    yf = y.to(z.dtype)
+    # log(1 + exp(z)) - y*z per sample, in float64 for the same reason as softmax_objective's
+    # sum; the max(z, 0) + log1p(exp(-|z|)) form never overflows.
+    z64 = z.double()
+    per_sample = z64.clamp(min=0).add_(torch.log1p(torch.exp(-z64.abs()))).sub_(z64 * yf.double())
+    loss = per_sample.mean() + 0.5 * lam * (w.double() ** 2).sum()
+    r = torch.sigmoid(z).sub_(yf).div_(X.shape[0])  # residual (sigmoid(z) - y) / n
+    if r.dtype == torch.float32:  # denormal residuals slow the product below (see softmax_objective)
+        r.masked_fill_(r.abs() < 1e-30, 0.0)
+    grad = torch.empty_like(theta)
+    grad[:d] = torch.mm(X.T, r[:, None]).add_(w, alpha=lam)
+    grad[d] = r.double().sum().to(r.dtype)
+    return loss, grad
+
+
+#: An objective: (X, y, theta, lam) -> (loss as a float64 scalar, gradient shaped like theta).
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple]
+
+
 
 #: Per-dtype relative loss decrease below which an iteration counts as stalled. float32
 #: per-sample terms leave relative noise of ~1e-9..1e-8 in the (float64-summed) mean loss, so
@@ -113,8 +146,9 @@ def fit_softmax_lbfgs(
     tol: float,
     max_iter: int,
     history_size: int = 30,
+    objective: Objective = softmax_objective,
 ) -> tuple[torch.Tensor, FitInfo]:
-    """Minimise softmax_objective from theta0 with L-BFGS (strong Wolfe line search).
+    """Minimise `objective` (softmax_objective by default) from theta0 with L-BFGS (strong Wolfe line search).
 
     Stops when max|grad| <= tol (scipy/sklearn's ``gtol`` test on the same scaled
     objective); when the line search finds no lower loss (the dtype's resolution is
@@ -130,6 +164,7 @@ def fit_softmax_lbfgs(
         tol: gradient tolerance (max-abs).
         max_iter: L-BFGS iteration cap.
         history_size: L-BFGS memory.
+        objective: softmax_objective (theta (D+1, K)) or sigmoid_objective (theta (D+1, 1)).
 
     Returns:
         (theta, FitInfo) where FitInfo counts iterations and objective evaluations.
@@ -138,7 +173,7 @@ def fit_softmax_lbfgs(
     shape = starts[0].shape
 
     def evaluate(flat: torch.Tensor):
-        loss, grad = softmax_objective(X, y, flat.view(shape), lam)
+        loss, grad = objective(X, y, flat.view(shape), lam)
         grad = grad.view(-1)
         return float(loss), grad, float(grad.abs().max())
 
@@ -199,6 +234,7 @@ def fit_softmax_lbfgs_precond(
     tol: float,
     max_iter: int,
     history_size: int = 30,
+    objective: Objective = softmax_objective,
 ) -> tuple[torch.Tensor, FitInfo]:
     """fit_softmax_lbfgs in preconditioned coordinates (see GramPreconditioner); same
     objective, same minimiser, same stopping rule on the original gradient.
@@ -225,7 +261,7 @@ def fit_softmax_lbfgs_precond(
 
     def evaluate(v: torch.Tensor):
         theta = to_orig(v)
-        loss, g = softmax_objective(Xc, y, theta, lam)  # gradient wrt (W, b')
+        loss, g = objective(Xc, y, theta, lam)  # gradient wrt (W, b')
         g64 = g[:d].double()
         gb = g[d].double()
         gW_orig = g64 + mu64[:, None] * gb[None, :]
@@ -251,44 +287,81 @@ def fit_softmax_lbfgs_precond(
     return theta, info
 
 
+class _Evaluations:
+    """Counts objective evaluations and remembers max|original gradient| of each point
+    evaluated in the current line search (torch's line search may return a clone of a
+    gradient, so it is looked up by value)."""
+
+    def __init__(self, evaluate):
+        self.evaluate = evaluate
+        self.n = 0
+        self.seen: list[tuple[torch.Tensor, float]] = []
+
+    def __call__(self, xx):
+        self.n += 1
+        f_, g_, gm = self.evaluate(xx)
+        self.seen.append((g_, gm))
+        return f_, g_
+
+    def directional(self, xx, t, d):  # the signature torch's line search expects
+        return self(xx + t * d)
+
+    def gmax_of(self, g_) -> float:
+        """max|original gradient| of an evaluated gradient; forgets the line search's points."""
+        for cand, gm in reversed(self.seen):
+            if cand is g_ or torch.equal(cand, g_):
+                self.seen.clear()
+                return gm
+        raise RuntimeError("line search returned a gradient that was never evaluated")
+
+
+class _Curvature:
+    """The L-BFGS memory: the last `size` pairs (s, y, 1/y.s) and the initial Hessian scale."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.s: list[torch.Tensor] = []
+        self.y: list[torch.Tensor] = []
+        self.rho: list[float] = []
+        self.h_diag = 1.0
+
+    def descent_direction(self, g: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """-H g and its slope g.d; steepest descent (and a cleared memory) when stale
+        curvature makes -H g point uphill."""
+        d = _direction(g, self.s, self.y, self.rho, self.h_diag)
+        gtd = float(g.dot(d))
+        if gtd > -1e-30:
+            self.s.clear(), self.y.clear(), self.rho.clear()
+            d, gtd = -g, -float(g.dot(g))
+        return d, gtd
+
+    def add(self, s: torch.Tensor, yk: torch.Tensor) -> None:
+        ys = float(yk.dot(s))
+        yy = float(yk.dot(yk))
+        # Keep a pair only with clearly positive curvature (scipy's test is relative too:
+        # the mean-loss scale makes ys tiny near the optimum, and an absolute 1e-10
+        # dropped every pair and froze the steps).
+        if ys > 1e-10 * yy and yy > 0:
+            if len(self.s) == self.size:
+                self.s.pop(0), self.y.pop(0), self.rho.pop(0)
+            self.s.append(s), self.y.append(yk), self.rho.append(1.0 / ys)
+            self.h_diag = ys / yy
+
+
 def _lbfgs(evaluate, starts: list[torch.Tensor], tol: float, max_iter: int, history_size: int, rel_ftol: float,
            unit_first_step: bool) -> tuple[torch.Tensor, FitInfo]:
     """The L-BFGS loop from the lowest-loss of `starts` (flat tensors, modified in place).
 
     evaluate(x) -> (loss, grad wrt x, max|grad| in the original coordinates).
     """
-    n_evals = 0
-    # max|original gradient| of each point evaluated in the current line search; torch's
-    # line search may return a clone of a gradient, so it is looked up by value.
-    seen: list[tuple[torch.Tensor, float]] = []
-
-    def ev(xx):
-        nonlocal n_evals
-        n_evals += 1
-        f_, g_, gm = evaluate(xx)
-        seen.append((g_, gm))
-        return f_, g_
-
-    def gmax_of(g_):
-        for cand, gm in reversed(seen):
-            if cand is g_ or torch.equal(cand, g_):
-                return gm
-        raise RuntimeError("line search returned a gradient that was never evaluated")
-
-    def directional(xx, t, d):  # the signature torch's line search expects
-        return ev(xx + t * d)
-
+    ev = _Evaluations(evaluate)
     f = None
     for i, x0 in enumerate(starts):
         f0, g0 = ev(x0)
-        gm0 = gmax_of(g0)
-        seen.clear()
+        gm0 = ev.gmax_of(g0)
         if f is None or f0 < f:
             x, f, g, gmax, start = x0, f0, g0, gm0, i
-    old_s: list[torch.Tensor] = []
-    old_y: list[torch.Tensor] = []
-    rho: list[float] = []
-    h_diag = 1.0
+    memory = _Curvature(history_size)
     n_iter, stalled, reason = 0, 0, "max_iter"
     while True:
         if gmax <= tol:
@@ -296,43 +369,28 @@ def _lbfgs(evaluate, starts: list[torch.Tensor], tol: float, max_iter: int, hist
             break
         if n_iter >= max_iter:
             break
-        d = _direction(g, old_s, old_y, rho, h_diag)
-        gtd = float(g.dot(d))
-        if gtd > -1e-30:  # not a descent direction (stale curvature): restart
-            old_s.clear(), old_y.clear(), rho.clear()
-            d, gtd = -g, -float(g.dot(g))
+        d, gtd = memory.descent_direction(g)
         # The very first step is scaled to about unit length (as torch does); later
         # steps start at 1 on d = -H g, which carries the curvature scale. Preconditioned
         # coordinates have curvature ~1 already, so their first step is 1 too.
         t = 1.0 if (n_iter > 0 or unit_first_step) else min(1.0, 1.0 / float(g.abs().sum()))
-        f_new, g_new, t, _ = _strong_wolfe(directional, x, t, d, f, g, torch.tensor(gtd, dtype=torch.float64),
+        f_new, g_new, t, _ = _strong_wolfe(ev.directional, x, t, d, f, g, torch.tensor(gtd, dtype=torch.float64),
                                            max_ls=MAX_LS)
         n_iter += 1
         t = float(t)
         if not f_new < f:  # no lower point found: rounding dominates the loss differences
             reason = "no_progress"
             break
-        gmax_new = gmax_of(g_new)
-        seen.clear()
+        gmax_new = ev.gmax_of(g_new)
         s = d.mul(t)
-        yk = g_new - g
-        ys = float(yk.dot(s))
-        yy = float(yk.dot(yk))
-        # Keep a pair only with clearly positive curvature (scipy's test is relative too:
-        # the mean-loss scale makes ys tiny near the optimum, and an absolute 1e-10
-        # dropped every pair and froze the steps).
-        if ys > 1e-10 * yy and yy > 0:
-            if len(old_s) == history_size:
-                old_s.pop(0), old_y.pop(0), rho.pop(0)
-            old_s.append(s), old_y.append(yk), rho.append(1.0 / ys)
-            h_diag = ys / yy
+        memory.add(s, g_new - g)
         stalled = stalled + 1 if (f - f_new) <= rel_ftol * max(abs(f_new), 1e-12) else 0
         x.add_(s)
         f, g, gmax = f_new, g_new, gmax_new
         if stalled >= STALL_ITERS:
             reason = "stalled"
             break
-    info = FitInfo(n_iter=n_iter, n_evals=n_evals, loss=f, grad_max=gmax,
+    info = FitInfo(n_iter=n_iter, n_evals=ev.n, loss=f, grad_max=gmax,
                    converged=gmax <= tol, stop_reason=reason, start=start)
     return x, info
 

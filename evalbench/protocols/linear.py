@@ -1,4 +1,4 @@
-"""LinearProbe: sklearn-compatible multinomial logistic regression with CLIP's C search, in torch."""
+"""LinearProbe: sklearn-compatible L2 logistic regression (multinomial; binary for two classes) with CLIP's C search, in torch."""
 from __future__ import annotations
 
 import math
@@ -11,13 +11,25 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..errors import ProtocolInputError
-from .lbfgs import SMALL_WORK, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
-from .metrics import check_class_labels, stratified_holdout
+from .lbfgs import (
+    SMALL_WORK, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond, sigmoid_objective,
+    softmax_objective,
+)
+from .metrics import check_class_labels, check_n_features, stratified_holdout
 
 #: Preconditioning pays only when the two N*D*K GEMMs dominate an evaluation: below this,
 #: its per-evaluation D^2*K float64 mapping costs about what the saved iterations save
 #: (fashion-mnist-mini pixels, 5000 x 784 x 10: 14.7 s vs 14.95 s; digits slower).
 PRECONDITION_MIN_WORK = SMALL_WORK
+
+#: Preconditioner curvature for two classes: the sigmoid loss's p(1-p) at the zero start
+#: (the multinomial default is 1/K).
+BINARY_CURVATURE = 0.25
+
+#: The logistic-regression objective, recorded by the linear and few-shot linear protocols.
+OBJECTIVE = ("C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's); multinomial (softmax) for 3+ "
+             "classes, binary (one weight vector, sigmoid loss) for 2 classes, as sklearn's LogisticRegression")
+
 
 #: CLIP appendix A.3 coarse grid.
 CLIP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)
@@ -31,7 +43,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
-    """Multinomial L2 logistic regression minimising sklearn's C*sum(logloss) + 0.5*||W||^2.
+    """L2 logistic regression minimising sklearn's C*sum(logloss) + 0.5*||W||^2.
+
+    Three or more classes: multinomial (softmax), coef_ (K, D). Two classes: ONE weight
+    vector with the sigmoid loss, coef_ (1, D), intercept_ (1,) and decision_function of
+    shape (N,), as sklearn's LogisticRegression; two softmax columns would be a different
+    model (equal to sklearn's at twice the C).
 
     Full-batch torch L-BFGS (strong Wolfe) on CPU or CUDA. With C=None, C is chosen on a
     validation split by CLIP's coarse-to-fine search, warm-started along the path, then
@@ -138,7 +155,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         all_y = y if y_val is None else np.concatenate([y, y_val])
         self.classes_ = np.unique(all_y)
         if len(self.classes_) < 2:
-            raise ValueError("LinearProbe needs at least 2 classes")
+            # sklearn's wording ("1 class"), which its estimator checks look for
+            raise ValueError(f"LinearProbe needs at least 2 classes; the data hold 1 class ({self.classes_[0]!r})")
         self.n_features_in_ = X.shape[1]
         self.device_ = resolve_device(self.device)
         tick = progress or (lambda: None)
@@ -183,18 +201,38 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         """A GramPreconditioner for these fit data (G and mu from `like` when given), or None
         (switched off, D >= N, or a small problem)."""
         n, d = Xt.shape
-        if not self.precondition or d >= n or n * d * len(self.classes_) < PRECONDITION_MIN_WORK:
+        if not self.precondition or d >= n or n * d * self._n_outputs < PRECONDITION_MIN_WORK:
             return None
         if like is not None:
             return GramPreconditioner(Xt, like.c, G=like.G, mu=like.mu)
-        c = self.precondition_curvature or 1.0 / len(self.classes_)
+        c = self.precondition_curvature or (BINARY_CURVATURE if self._binary else 1.0 / len(self.classes_))
         return GramPreconditioner(Xt, c)
+
+    @property
+    def _binary(self) -> bool:
+        """Two classes: sklearn's binary model (one weight vector, sigmoid loss)."""
+        return len(self.classes_) == 2
+
+    @property
+    def _n_outputs(self) -> int:
+        """Columns of theta: 1 for two classes, else one per class."""
+        return 1 if self._binary else len(self.classes_)
 
     def _fit_one(self, Xt, yt, C, theta0, pre=None) -> tuple[torch.Tensor, FitInfo]:
         lam = 1.0 / (C * Xt.shape[0])
+        objective = sigmoid_objective if self._binary else softmax_objective
         if pre is not None:
-            return fit_softmax_lbfgs_precond(pre, yt, lam, theta0, self.tol, self.max_iter, self.history_size)
-        return fit_softmax_lbfgs(Xt, yt, lam, theta0, self.tol, self.max_iter, self.history_size)
+            return fit_softmax_lbfgs_precond(pre, yt, lam, theta0, self.tol, self.max_iter, self.history_size,
+                                             objective=objective)
+        return fit_softmax_lbfgs(Xt, yt, lam, theta0, self.tol, self.max_iter, self.history_size,
+                                 objective=objective)
+
+    def _predicted_index(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class index from the model's outputs: (N, K) argmax, or (N, 1) > 0 for two classes
+        (sklearn's rule: a zero decision value goes to classes_[0])."""
+        if self._binary:
+            return (logits[:, 0] > 0).long()
+        return logits.argmax(dim=1)
 
     def _search(self, Xs, ys, Xv, yv, tick) -> tuple[float, torch.Tensor]:
         """Coarse grid (increasing C, warm starts) then bracketing bisection in log10(C)."""
@@ -212,7 +250,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             theta, info = self._fit_one(Xt, yt, 10.0 ** logc, starts, pre)
             with torch.no_grad():
                 d = Xt.shape[1]
-                pred = torch.addmm(theta[d], Xvt, theta[:d]).argmax(dim=1)
+                pred = self._predicted_index(torch.addmm(theta[d], Xvt, theta[:d]))
                 acc = float(100.0 * (pred == yvt).double().mean())
             sols[logc], accs[logc] = theta, acc
             self.search_log_.append({
@@ -260,8 +298,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return float(10.0 ** m), sols[m]
 
     def _zero_theta(self, Xt: torch.Tensor) -> torch.Tensor:
-        """[W; b] = 0 for these fit data, shape (D+1, K)."""
-        return torch.zeros(Xt.shape[1] + 1, len(self.classes_), dtype=Xt.dtype, device=Xt.device)
+        """[W; b] = 0 for these fit data, shape (D+1, K), or (D+1, 1) for two classes."""
+        return torch.zeros(Xt.shape[1] + 1, self._n_outputs, dtype=Xt.dtype, device=Xt.device)
 
     def _warm_starts(self, sols: dict, logc: float, Xt: torch.Tensor):
         """Candidate starting points for the fit at log10(C) = logc, and their names.
@@ -306,22 +344,36 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     # --------------------------------------------------------------- inference
     def decision_function(self, X) -> np.ndarray:
-        """Logits (N, n_classes) as float64."""
+        """Logits as float64: (N, n_classes), or (N,) for two classes (the log-odds of
+        classes_[1], as sklearn's; its roc_auc scorer needs that shape)."""
+        z = self._logits(X)
+        return z[:, 0] if self._binary else z
+
+    def class_scores(self, X) -> np.ndarray:
+        """One score column per class, (N, n_classes), whose argmax is predict's label and
+        whose softmax is predict_proba: the logits, or [0, log-odds] for two classes. The
+        protocols rank classes with it (evalbench.protocols.metrics.classification_metrics)."""
+        z = self._logits(X)
+        return np.hstack([np.zeros_like(z), z]) if self._binary else z
+
+    def _logits(self, X) -> np.ndarray:
+        """X @ coef_.T + intercept_ after the fit's preprocessing, (N, n_outputs) float64."""
         check_is_fitted(self, "coef_")
         X = check_array(X, dtype=(np.float32, np.float64))
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fit on {self.n_features_in_}")
+        check_n_features(self, X)
         Xt, _ = self._prepare(X, None, fit_stats=False)
         Xn = Xt.cpu().numpy().astype(np.float64)
         return Xn @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (softmax of the logits)."""
-        z = self.decision_function(X)
+        """Class probabilities: softmax of class_scores (the sigmoid for two classes)."""
+        z = self.class_scores(X)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels (from classes_); equal logits go to the first class."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        """Predicted labels (from classes_); equal scores go to the first class (for two
+        classes: a zero decision value gives classes_[0], as sklearn)."""
+        scores = self.class_scores(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(scores, axis=1)]

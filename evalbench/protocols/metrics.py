@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
@@ -18,18 +19,32 @@ def ranked_classes(scores: np.ndarray, top: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :top]
 
 
-def ranked_predictions(scores: np.ndarray, suffix: str = "") -> dict[str, np.ndarray]:
-    """Per-item predictions from class scores: `y_pred` (N,) and the ranked `top5` (N, <=5) labels."""
+def ranked_predictions(scores: np.ndarray, suffix: str = "", floor: Optional[float] = None) -> dict[str, np.ndarray]:
+    """Per-item predictions from class scores: `y_pred` (N,) and the ranked `top5` (N, <=5) labels.
+
+    floor: as in `topk_accuracy`; a top-5 slot scored <= floor is stored as -1 (never a hit).
+    """
     ranked = ranked_classes(scores, min(5, scores.shape[1]))
-    return {f"y_pred{suffix}": ranked[:, 0].astype(np.int64), f"top5{suffix}": ranked.astype(np.int64)}
+    top5 = ranked.astype(np.int64)
+    if floor is not None:
+        top5[np.take_along_axis(scores, ranked, axis=1) <= floor] = -1
+    return {f"y_pred{suffix}": ranked[:, 0].astype(np.int64), f"top5{suffix}": top5}
 
 
-def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Percentage of rows whose true class is among the k best-scored classes."""
+def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int, floor: Optional[float] = None) -> float:
+    """Percentage of rows whose true class is among the k best-scored classes.
+
+    floor: when given, a true class scored <= floor is never a hit, even when fewer than k
+        classes score above it (k-NN vote shares with floor 0: a class without a vote does
+        not fill the top k; see evalbench.protocols.knn.TOP5_FILL).
+    """
     if len(y) == 0:
         raise ProtocolInputError("cannot score an empty split")
     ranked = ranked_classes(scores, k)
-    return float(100.0 * np.mean((ranked == y[:, None]).any(axis=1)))
+    hit = (ranked == y[:, None]).any(axis=1)
+    if floor is not None:
+        hit &= scores[np.arange(len(y)), y] > floor
+    return float(100.0 * np.mean(hit))
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
@@ -47,16 +62,18 @@ def mean_per_class(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def classification_metrics(
-    scores: np.ndarray, y: np.ndarray, num_classes: int, per_class: bool = True
+    scores: np.ndarray, y: np.ndarray, num_classes: int, per_class: bool = True,
+    top5_floor: Optional[float] = None,
 ) -> dict[str, float]:
     """top1, top5 (when num_classes > 5) and mean_per_class from (N, num_classes) scores.
 
     Ties between classes go to the smaller class index, for top-1 and top-5 alike.
+    top5_floor: see topk_accuracy's floor.
     """
     pred = ranked_classes(scores, 1)[:, 0]
     out = {"top1": accuracy(pred, y)}
     if num_classes > 5:
-        out["top5"] = topk_accuracy(scores, y, 5)
+        out["top5"] = topk_accuracy(scores, y, 5, floor=top5_floor)
     if per_class:
         out["mean_per_class"] = mean_per_class(pred, y)
     return out
@@ -123,6 +140,20 @@ def mean_std_ci(values: list[float]) -> dict[str, float]:
     std = float(a.std(ddof=1)) if len(a) > 1 else 0.0
     return {"mean": float(a.mean()), "std": std, "ci95": float(1.96 * std / np.sqrt(len(a)))}
 
+
+
+def check_n_features(estimator, X: np.ndarray) -> None:
+    """Raise when X has another number of columns than the fit data.
+
+    The message is scikit-learn's (sklearn.utils.validation.validate_data with reset=False),
+    which its estimator checks match; done here so that any scikit-learn version works.
+
+    Raises:
+        ValueError: "X has 3 features, but RidgeProbe is expecting 4 features as input."
+    """
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+                         f"{estimator.n_features_in_} features as input.")
 
 
 def check_class_labels(y) -> None:

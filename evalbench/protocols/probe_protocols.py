@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from .contract import FeatureSplits, ProtocolOutcome
-from .knn import KNNProbe
+from .knn import TOP5_FILL, TOP5_FILL_HELP, TOP5_RULES, KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
-from .linear import CLIP_GRID, LinearProbe
+from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
 from .metrics import classification_metrics, full_scores, ranked_predictions
 from .protocol_base import (
     Param, Protocol, Ticker, boolean, non_negative_int, one_of, positive_float,
@@ -35,8 +35,11 @@ class LinearProtocol(Protocol):
     #    iterations, so float32 fits stop at slightly different points)
     # 4: coarse fits may start from the path extrapolated in log10(C) (lower objective wins);
     #    class-major GEMMs (same objective; float32 fits stop at slightly different points)
-    version = "4"
-    description = "multinomial logistic regression (L-BFGS), C searched on val (CLIP A.3), refit on train+val"
+    # 5: two classes fit sklearn's binary model (one weight vector, sigmoid loss) instead of two
+    #    softmax columns, which equalled sklearn at twice the C; 3+ classes unchanged bit for bit
+    version = "5"
+    description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
+                   "refit on train+val")
     params_spec = (
         Param("C", None, positive_float_or_none, "fixed C, or null to search it"),
         Param("max_iter", 1000, positive_int),
@@ -70,7 +73,7 @@ class LinearProtocol(Protocol):
                   progress=ticker.advance)
         fit_seconds = time.perf_counter() - t0
         ticker.done()
-        scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
         metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
         params = dict(p)
         params.update(
@@ -86,7 +89,7 @@ class LinearProtocol(Protocol):
                          "whichever has the lower objective; final fit: the chosen C's solution")
                         if searching else None,
             fit_on="train+val",
-            objective="C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's)",
+            objective=OBJECTIVE,
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch"
                    + ("; preconditioned: W = L^-T V, b = u/sqrt(c) - mu.W with L L^T = c*G + lam*I, "
                       "G the centred Gram of the fit data, c = 1/K (exact reparametrisation; used when N > D and N*D*K >= 1e8)"
@@ -115,20 +118,25 @@ class KNNProtocol(Protocol):
     """DINO weighted k-NN on L2-normalised features, several k from one search."""
 
     name = "knn"
-    version = "1"
+    # 2: top5_fill "none" by default: a class without a vote no longer fills an empty top-5
+    #    slot (v1 filled them by class index: up to +1.1 top-5 points at k=10 on 10 classes);
+    #    top1 and mean_per_class unchanged
+    version = "2"
     description = "DINO weighted k-NN (cosine, T=0.07), k=20 headline plus k in {10,20,100,200}, fit on train+val"
     params_spec = (
         Param("k", 20, positive_int, "headline k"),
         Param("ks", (10, 20, 100, 200), positive_int_list),
         Param("temperature", 0.07, positive_float),
         Param("normalize", True, boolean),
+        Param("top5_fill", "none", one_of(*TOP5_FILL), TOP5_FILL_HELP),
     )
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         p = self.params
         ticker = Ticker(progress, "k-NN", 1)
         X, y = _train_plus_val(splits)
-        probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"]).fit(X, y)
+        probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"],
+                         top5_fill=p["top5_fill"]).fit(X, y)
         search = f"exact, {probe.backend_} backend" + (" (blocked torch.mm + topk)" if probe.backend_ == "torch" else " (faiss IndexFlatIP)")
         predictions: dict[str, np.ndarray] = {}
         by_k = probe.scores_for_ks(splits.test.X, splits.test.y, predictions=predictions)
@@ -150,6 +158,7 @@ class KNNProtocol(Protocol):
                         else "raw inner product") + f" ({search})",
             vote="sum of exp(sim / T) per class",
             ties="equal similarity -> smaller train index first; equal votes -> smaller class",
+            top5=TOP5_RULES[p["top5_fill"]],
             reference="facebookresearch/dino eval_knn.py",
             seed=seed,
         )
@@ -167,7 +176,7 @@ class RidgeProtocol(Protocol):
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         X, y = _train_plus_val(splits)
         probe = RidgeProbe(l2=self.params["l2"]).fit(X, y)
-        scores = full_scores(probe.decision_function(splits.test.X), probe.classes_, splits.num_classes)
+        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
         metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
         params = dict(self.params)
         params.update(

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from .metrics import check_class_labels
+from .metrics import check_class_labels, check_n_features
 
 #: big_vision appends a constant feature of this size for the bias, so that the bias is
 #: (almost) unregularised by the shared L2 penalty.
@@ -58,12 +58,21 @@ class RidgeProbe(ClassifierMixin, BaseEstimator):
             self.coef_ = A.T @ np.linalg.solve(A @ A.T + self.l2 * np.eye(n), Y)
         return self
 
-    def decision_function(self, X) -> np.ndarray:
-        """Regression scores (N, n_classes)."""
+    def class_scores(self, X) -> np.ndarray:
+        """Regression scores, one column per class (N, n_classes)."""
         check_is_fitted(self, "coef_")
         X = check_array(X, dtype=(np.float64, np.float32))
+        check_n_features(self, X)
         return self._design(X) @ self.coef_
 
+    def decision_function(self, X) -> np.ndarray:
+        """Regression scores (N, n_classes); for two classes the score of classes_[1], (N,),
+        as sklearn's classifiers. With +-1 targets the two columns are exact negatives of
+        each other (the targets are, and the solve is linear), so its sign is the prediction."""
+        scores = self.class_scores(X)
+        return scores[:, 1] if len(self.classes_) == 2 else scores
+
     def predict(self, X) -> np.ndarray:
-        """Label with the highest score."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        """Label with the highest score (ties -> smaller class)."""
+        scores = self.class_scores(X)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(scores, axis=1)]

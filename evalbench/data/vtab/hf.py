@@ -5,7 +5,9 @@ Retinopathy, DMLab, smallNORB azimuth / elevation) and a fallback after torchvis
 Like the torchvision route it cannot reproduce the official TFDS slices: results carry split_variant
 "source-stratified". train800 and val200 are drawn stratified with the recorded seed from the copy's
 train split (val200 from the train rows train800 did not take: these copies have no val split) and
-the score comes from the copy's whole test split (evalbench.data.vtab.source.draw_1k).
+the score comes from the copy's whole test split (evalbench.data.vtab.source.draw_1k). The exception
+is Ramos-Ramos/smallnorb, which holds the whole smallNORB test set and is cut as VTAB cuts it (val200
+from test[:50%], scored on test[50%:]; see below).
 
 Downloads go through `datasets.load_dataset(id, split=..., cache_dir=<root>/vtab-hf)`; a marker file
 <root>/vtab-hf/<id with / as __>/ready.json records a finished download, so finding data never touches
@@ -25,7 +27,12 @@ Hub ids, verified with the search tool (dataset pages and the code that built or
   (17.3k / 17.3k) come from a partial parquet conversion and were not checked against TFDS.
 - Ramos-Ramos/smallnorb (fallback for smallNORB): card lists image_lt, image_rt, category, instance,
   elevation (0..8), azimuth (raw 0, 2, ..., 34), lighting; train 24,300 / test 24,300 (the whole
-  smallNORB test set, where VTAB tests on its second half).
+  smallNORB test set). VTAB (task_adaptation/data/smallnorb.py, VAL_SPLIT_PERCENT = 50) defines
+  train = TFDS train, val = test[:50%], test = test[50%:], so VTAB-1k's val200 comes from the first
+  half of the test set and the score from the second; this copy is cut the same way by row
+  (split_rows). TFDS orders its records by a hash of their keys, so the halves hold other rows than
+  TFDS's: same definition, not the same images. The clip-benchmark copies already hold test[50%:] as
+  their "test" and lack the val half, so their val200 still comes from the train rows train800 left.
 - jonathan-roberts1/NWPU-RESISC45 (fallback for RESISC45): card lists image and label (ClassLabel,
   45 names airplane ... wetland in alphabetical order, as TFDS resisc45); one split "train" of all
   31,500 images, cut here 60/20/20 as VTAB cuts TFDS resisc45.
@@ -58,7 +65,8 @@ IMAGE_COLUMNS = ("webp", "png", "jpg", "jpeg", "image")
 class HfSpec:
     """One Hub copy of a VTAB task.
 
-    pools: evalbench pool -> Hub split; "train" and "test", or a single "all" cut by `parts`.
+    pools: evalbench pool -> Hub split; "train" and "test" (optionally "val"), or a single "all" cut by
+        `parts`. A split may carry a TFDS-style row slice, e.g. "test[:50%]" (see split_rows).
     image: the image column (None: the first of IMAGE_COLUMNS present).
     label: the label column; `to_vtab` maps its values to VTAB's labels (None: already VTAB's).
     """
@@ -69,6 +77,42 @@ class HfSpec:
     to_vtab: Optional[Callable[[np.ndarray], np.ndarray]] = None
     parts: Optional[dict[str, float]] = None
     note: str = ""
+
+    @property
+    def sliced(self) -> bool:
+        return any("[" in split for split in self.pools.values())
+
+
+def split_rows(split: str, num_rows: int) -> tuple[str, np.ndarray]:
+    """The Hub split name and the row indices a TFDS-style split string selects.
+
+    "test" -> all rows; "test[:50%]", "test[50%:]", "train[:800]", "test[10:20]" -> a contiguous
+    slice. Percent bounds are rounded as TFDS's default ("closest": round(pct * n / 100), in
+    tensorflow_datasets/core/tfrecords_reader.py), so test[:50%] and test[50%:] always
+    partition the split.
+
+    Raises:
+        ValueError: a malformed slice.
+    """
+    if "[" not in split:
+        return split, np.arange(num_rows)
+    name, _, rest = split.partition("[")
+    if not rest.endswith("]") or rest.count(":") != 1:
+        raise ValueError(f"bad split slice {split!r}: expected NAME[START:END]")
+    start, end = (_bound(b, num_rows, split) for b in rest[:-1].split(":"))
+    return name, np.arange(num_rows)[slice(start, end)]
+
+
+def _bound(text: str, num_rows: int, split: str) -> Optional[int]:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if text.endswith("%"):
+            return int(round(float(text[:-1]) * num_rows / 100.0))
+        return int(text)
+    except ValueError:
+        raise ValueError(f"bad split slice {split!r}: bound {text!r} is neither an integer nor a percentage") from None
 
 
 def _azimuth(raw: np.ndarray) -> np.ndarray:
@@ -86,6 +130,10 @@ def _cb(name: str, note: str = "") -> HfSpec:
     return HfSpec(f"clip-benchmark/wds_vtab-{name}", note=note)
 
 
+#: VTAB's smallNORB splits (task_adaptation/data/smallnorb.py): val = test[:50%], test = test[50%:].
+SMALLNORB_POOLS = {"train": "train", "val": "test[:50%]", "test": "test[50%:]"}
+SMALLNORB_NOTE = ("VTAB's slices by row: val200 from test[:50%], scored on test[50%:] (rows differ from TFDS's, "
+                  "whose record order is hashed)")
 CB_NOTE = "CLIP_benchmark export of task_adaptation's train / test splits, VTAB labels; images re-encoded in the export"
 HF_SPECS: dict[str, list[HfSpec]] = {
     "caltech101": [_cb("caltech101", "TFDS caltech101 (102 classes incl. BACKGROUND_Google); " + CB_NOTE)],
@@ -98,12 +146,12 @@ HF_SPECS: dict[str, list[HfSpec]] = {
     "dmlab": [_cb("dmlab", CB_NOTE)],
     "smallnorb_azi": [_cb("smallnorb_label_azimuth", "TFDS label_azimuth (raw / 2, 18 classes); VTAB's test = "
                           "TFDS test[50%:]; " + CB_NOTE),
-                      HfSpec("Ramos-Ramos/smallnorb", image="image_lt", label="azimuth", to_vtab=_azimuth,
-                             note="raw azimuth 0..34 halved; first camera; test = the whole smallNORB test set")],
+                      HfSpec("Ramos-Ramos/smallnorb", pools=SMALLNORB_POOLS, image="image_lt", label="azimuth",
+                             to_vtab=_azimuth, note="raw azimuth 0..34 halved; first camera; " + SMALLNORB_NOTE)],
     "smallnorb_ele": [_cb("smallnorb_label_elevation", "TFDS label_elevation (9 classes); VTAB's test = TFDS "
                           "test[50%:]; " + CB_NOTE),
-                      HfSpec("Ramos-Ramos/smallnorb", image="image_lt", label="elevation", to_vtab=_elevation,
-                             note="elevation 0..8; first camera; test = the whole smallNORB test set")],
+                      HfSpec("Ramos-Ramos/smallnorb", pools=SMALLNORB_POOLS, image="image_lt", label="elevation",
+                             to_vtab=_elevation, note="elevation 0..8; first camera; " + SMALLNORB_NOTE)],
     # fallbacks after torchvision
     "patch_camelyon": [_cb("pcam", CB_NOTE)],
     "svhn": [_cb("svhn", CB_NOTE)],
@@ -214,22 +262,32 @@ class VtabHf:
                 f"`evalbench data prepare vtab --root DIR` while online")
 
     def _open(self, spec: HfSpec, root: Path, offline: bool) -> dict[str, tuple[Callable[[int], Any], np.ndarray]]:
+        """{pool: (row -> image, labels)}; each Hub split is fetched once, even when two pools slice it."""
+        fetched: dict[str, tuple[Any, str, np.ndarray]] = {}
         out = {}
         for pool, split in spec.pools.items():
-            ds = fetch_split(spec.repo, split, str(root), offline)
-            image = spec.image or next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
-            if image is None or image not in ds.column_names or spec.label not in ds.column_names:
-                raise DataUnavailableError(f"{spec.repo} split {split}: expected an image column and {spec.label!r}, "
-                                           f"found {ds.column_names}")
-            raw = _column_values(ds, spec.label)
-            labels = np.asarray(spec.to_vtab(raw) if spec.to_vtab else raw, dtype=np.int64)
-            bad = labels[(labels < 0) | (labels >= self.task.num_classes)]
-            if bad.size:
-                raise DataUnavailableError(f"{spec.repo} split {split}: label {int(bad[0])} outside "
-                                           f"[0, {self.task.num_classes}) for VTAB task {self.task.folder}")
-            pixels = ds.select_columns([image])
-            out[pool] = ((lambda i, d=pixels, c=image: d[int(i)][c]), labels)
+            name = split.partition("[")[0]
+            if name not in fetched:
+                fetched[name] = self._fetch_checked(spec, name, root, offline)
+            pixels, image, labels = fetched[name]
+            _, rows = split_rows(split, len(labels))
+            out[pool] = ((lambda i, d=pixels, c=image, r=rows: d[int(r[int(i)])][c]), labels[rows])
         return out
+
+    def _fetch_checked(self, spec: HfSpec, split: str, root: Path, offline: bool) -> tuple[Any, str, np.ndarray]:
+        """One Hub split: (its image column as a dataset, the column name, VTAB labels), checked."""
+        ds = fetch_split(spec.repo, split, str(root), offline)
+        image = spec.image or next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
+        if image is None or image not in ds.column_names or spec.label not in ds.column_names:
+            raise DataUnavailableError(f"{spec.repo} split {split}: expected an image column and {spec.label!r}, "
+                                       f"found {ds.column_names}")
+        raw = _column_values(ds, spec.label)
+        labels = np.asarray(spec.to_vtab(raw) if spec.to_vtab else raw, dtype=np.int64)
+        bad = labels[(labels < 0) | (labels >= self.task.num_classes)]
+        if bad.size:
+            raise DataUnavailableError(f"{spec.repo} split {split}: label {int(bad[0])} outside "
+                                       f"[0, {self.task.num_classes}) for VTAB task {self.task.folder}")
+        return ds.select_columns([image]), image, labels
 
     def _load_any(self, download: bool):
         root = hf_root(self.data_root)
@@ -262,8 +320,10 @@ class VtabHf:
 
     def load(self) -> dict[str, IndexedPool]:
         spec, loaded = self._load_any(self.download)
-        return pools_1k(loaded, self.seed, spec.parts, self.task.num_classes, self.image_size,
-                        f"vtab-hf:{spec.repo}:{self.task.folder}")
+        ident = f"vtab-hf:{spec.repo}:{self.task.folder}"
+        if spec.sliced:  # the rows behind each pool are part of what the features are of
+            ident += ":" + ",".join(f"{pool}={split}" for pool, split in spec.pools.items())
+        return pools_1k(loaded, self.seed, spec.parts, self.task.num_classes, self.image_size, ident)
 
     def prepare(self) -> str:
         """Download into <root>/vtab-hf; a one-line outcome (never raises for network trouble)."""

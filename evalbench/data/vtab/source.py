@@ -5,13 +5,15 @@ results carry split_variant "source-stratified" and never share a leaderboard ta
 Labels follow VTAB's definitions (evalbench.data.vtab.tasks). train800 is drawn from the source's
 train pool and val200 from its val pool (or from the rest of train when there is none), both
 stratified with the recorded seed; the score comes from the full source test split, or from a seeded
-stratified 20% of the data for datasets without one.
+stratified 20% of the data for datasets without one. KITTI is the exception to per-image cuts: its
+frames come from driving videos, so it is split by drive as TFDS does (kitti_video_split).
 """
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -88,14 +90,99 @@ def _clevr(task: str) -> Loader:
     return load
 
 
-def _kitti(root, download):
-    ds = _tv("Kitti")(root, train=True, download=download)
+#: The KITTI object devkit (same server as torchvision's Kitti files); its mapping/ folder says which
+#: raw drive each training image comes from. torchvision's Kitti downloads images and labels only.
+KITTI_DEVKIT_URL = "https://s3.eu-central-1.amazonaws.com/avg-kitti/devkit_object.zip"
+KITTI_MAPPING = ("mapping/train_rand.txt", "mapping/train_mapping.txt")
+#: TFDS kitti 3.1.0 (tensorflow_datasets/object_detection/kitti.py): share of videos in validation
+#: and in test (each at least 1), drawn with numpy's legacy seed 123.
+KITTI_SPLIT_PERCENT_VIDEOS = 10
+KITTI_SPLIT_SEED = 123
+
+
+def kitti_image_drives(train_rand: str, train_mapping: str) -> list[str]:
+    """Drive (video) of each object-benchmark training image, indexed by image id (000123.png -> 123).
+
+    train_rand.txt holds one comma-separated, 1-based line number of train_mapping.txt per image;
+    a mapping line reads "2011_09_26 2011_09_26_drive_0005_sync 0000000109" (date, drive, frame).
+    """
+    lines = train_mapping.splitlines()
+    ids = [int(x) - 1 for x in train_rand.replace("\n", ",").split(",") if x.strip()]
+    return [lines[i].split(" ")[1] for i in ids]
+
+
+def kitti_video_split(drives: Sequence[str]) -> dict[str, np.ndarray]:
+    """TFDS kitti 3.1.0's train / validation / test cut by video (`_build_splits`), reproduced exactly.
+
+    VTAB's KITTI-Dist (task_adaptation/data/kitti.py) reads those TFDS splits, so frames of one
+    drive never sit on both sides of train and test. Of the sorted drive names, 10% (at least 1)
+    go to test, then 10% of the rest to validation, chosen by numpy.random.choice without
+    replacement after seed 123 (RandomState(123) gives the same draws).
+
+    Args:
+        drives: drive name of each image.
+    Returns:
+        {"train" | "val" | "test": sorted image positions}.
+    """
+    videos = sorted(set(drives))
+    count = max(1, KITTI_SPLIT_PERCENT_VIDEOS * len(videos) // 100)
+    rng = np.random.RandomState(KITTI_SPLIT_SEED)
+    test = set(rng.choice(videos, count, replace=False).tolist())
+    val = set(rng.choice(sorted(set(videos) - test), count, replace=False).tolist())
+    side = np.array(["test" if d in test else "val" if d in val else "train" for d in drives])
+    return {name: np.flatnonzero(side == name) for name in ("train", "val", "test")}
+
+
+def _kitti_mapping_texts(raw: Path, download: bool) -> tuple[str, str]:
+    """The devkit's two mapping files, from <raw>/devkit_object.zip or an extracted devkit_object/ or
+    mapping/ folder; the zip is downloaded when allowed.
+
+    Raises:
+        DataUnavailableError: not found (no principled split by drive without them).
+    """
+    for folder in (raw / "devkit_object", raw):
+        if all((folder / name).is_file() for name in KITTI_MAPPING):
+            return tuple((folder / name).read_text() for name in KITTI_MAPPING)
+    archive = raw / "devkit_object.zip"
+    if not archive.is_file() and download:
+        from torchvision.datasets.utils import download_url
+
+        download_url(KITTI_DEVKIT_URL, str(raw))
+    if archive.is_file():
+        with zipfile.ZipFile(archive) as z:
+            return tuple(z.read(name).decode() for name in KITTI_MAPPING)
+    raise DataUnavailableError(
+        f"VTAB task kitti: torchvision's Kitti has no drive ids, and VTAB splits KITTI by drive (TFDS kitti "
+        f"3.1.0), never by frame; put the object devkit ({KITTI_DEVKIT_URL}: {', '.join(KITTI_MAPPING)}) in "
+        f"{raw} as devkit_object.zip (`evalbench data prepare vtab` downloads it), or use the community "
+        f"export <root>/vtab-1k/kitti")
+
+
+def _kitti_labels(label_files: Sequence[str]) -> np.ndarray:
     types, depths = [], []
-    for path in ds.targets:  # label files: type ... location x y z (columns 11-13), one object a line
+    for path in label_files:  # label files: type ... location x y z (columns 11-13), one object a line
         rows = [line.split() for line in Path(path).read_text().splitlines() if line.strip()]
         types.append([r[0] for r in rows])
         depths.append([float(r[13]) for r in rows])
-    return {"all": (_image(ds), kitti_dist_label(types, depths))}
+    return kitti_dist_label(types, depths)
+
+
+def _kitti(root, download):
+    ds = _tv("Kitti")(root, train=True, download=download)
+    mapping = _kitti_mapping_texts(Path(ds._raw_folder), download)
+    # torchvision lists the image folder in os.listdir order; sort by file name (= image id)
+    order = sorted(range(len(ds.images)), key=lambda i: Path(ds.images[i]).name)
+    drive_of = kitti_image_drives(*mapping)
+    ids = [int(Path(ds.images[i]).stem) for i in order]
+    if max(ids, default=-1) >= len(drive_of):
+        raise DataUnavailableError(f"VTAB task kitti: image {max(ids):06d}.png is not in the devkit's mapping "
+                                   f"({len(drive_of)} images)")
+    labels = _kitti_labels([ds.targets[i] for i in order])
+    out = {}
+    for pool, pos in kitti_video_split([drive_of[i] for i in ids]).items():
+        members = [order[p] for p in pos]
+        out[pool] = ((lambda j, m=members: ds[m[j]][0]), labels[pos])
+    return out
 
 
 LOADERS: dict[str, Loader] = {
@@ -111,8 +198,7 @@ LOADERS: dict[str, Loader] = {
     "clevr_dist": _clevr("clevr_dist"),
     "kitti": _kitti,
 }
-SINGLE_POOL_PARTS = {"sun397": {"train": 0.8, "test": 0.2}, "eurosat": {"train": 0.6, "val": 0.2, "test": 0.2},
-                     "kitti": {"train": 0.8, "test": 0.2}}
+SINGLE_POOL_PARTS = {"sun397": {"train": 0.8, "test": 0.2}, "eurosat": {"train": 0.6, "val": 0.2, "test": 0.2}}
 
 
 def source_root(data_root: Optional[str]) -> Optional[Path]:
@@ -168,6 +254,7 @@ class VtabSource:
         self.task = vtab_task(task)
         self.data_root, self.seed, self.image_size, self.download = data_root, int(seed), image_size, download
         self._here: Any = _UNOPENED  # the local dataset, opened once (CLEVR, KITTI, SUN397 read many files)
+        self._unusable = ""  # why data that is present cannot serve VTAB's definition (KITTI without the devkit)
 
     @property
     def supported(self) -> bool:
@@ -183,6 +270,9 @@ class VtabSource:
             return None
         try:
             return LOADERS[self.task.folder](str(root), download)
+        except DataUnavailableError as exc:  # present but unusable as VTAB defines the task: say why
+            self._unusable = str(exc)
+            return None
         except Exception:  # torchvision raises RuntimeError/OSError/URLError/ImportError when files are absent or offline
             return None
 
@@ -198,6 +288,8 @@ class VtabSource:
     def missing_message(self) -> str:
         if not self.supported:
             return f"VTAB task {self.task.folder}: no source-dataset route ({self.task.source})"
+        if self._unusable:
+            return self._unusable
         where = source_root(self.data_root) or "<root>/vtab-source (no --data-root or $EVALBENCH_DATA given)"
         return (f"VTAB task {self.task.folder}: source dataset not found in {where} "
                 f"({self.task.source}); run `evalbench data prepare vtab --root DIR`")

@@ -48,15 +48,17 @@ VTAB_TASKS: dict[str, VtabTask] = {t.folder: t for t in [
              "object depth binned at 8, 8.5, 9, 9.5, 10; else Hugging Face clip-benchmark/wds_vtab-clevr_closest_object_distance"),
     VtabTask("dmlab", "structured", 6, "Hugging Face clip-benchmark/wds_vtab-dmlab (TFDS dmlab train / test, 6 classes); "
              "no torchvision loader", "community export, or the Hugging Face download"),
-    VtabTask("kitti", "structured", 4, "torchvision Kitti (train; seeded stratified test); label = closest vehicle "
-             "distance binned at 8 and 20 m, class 3 = no vehicle"),
+    VtabTask("kitti", "structured", 4, "torchvision Kitti (training images) plus the object devkit's drive mapping "
+             "(devkit_object.zip), split by drive as TFDS kitti 3.1.0 (train / val / test videos); label = closest "
+             "vehicle distance binned at 8 and 20 m, class 3 = no vehicle"),
     VtabTask("dsprites_loc", "structured", 16, "generated in evalbench (dSprites definition); x position 32 -> 16 bins"),
     VtabTask("dsprites_ori", "structured", 16, "generated in evalbench (dSprites definition); orientation 40 -> 16 bins"),
     VtabTask("smallnorb_azi", "structured", 18, "Hugging Face clip-benchmark/wds_vtab-smallnorb_label_azimuth (label = "
-             "raw azimuth / 2), else Ramos-Ramos/smallnorb (raw 0, 2, ..., 34 halved); no torchvision loader",
+             "raw azimuth / 2), else Ramos-Ramos/smallnorb (raw 0, 2, ..., 34 halved; val200 from test[:50%], "
+             "scored on test[50%:] as VTAB); no torchvision loader",
              "community export, or the Hugging Face download"),
     VtabTask("smallnorb_ele", "structured", 9, "Hugging Face clip-benchmark/wds_vtab-smallnorb_label_elevation (0..8), "
-             "else Ramos-Ramos/smallnorb; no torchvision loader", "community export, or the Hugging Face download"),
+             "else Ramos-Ramos/smallnorb (val200 from test[:50%], scored on test[50%:] as VTAB); no torchvision loader", "community export, or the Hugging Face download"),
 ]}
 
 
