@@ -8,6 +8,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CheckpointError
+from .arch import build_arch
 from .base import Preprocess, hash_state_dict
 from .heads import find_head, head_keys, strip_head
 from .layouts import Backbone, detect
@@ -65,20 +66,6 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
     loadable = {k: v for k, v in state.items() if k not in allowed_missing}
     model.load_state_dict(loadable, strict=False)
     return {"skipped_head_keys": sorted(set(state) & allowed_missing)}
-
-
-def build_arch(arch: str) -> tuple[torch.nn.Module, Preprocess, str]:
-    """An untrained model for `arch` ("torchvision:NAME", "timm:NAME", or a bare name), its preprocessing, and its backend."""
-    from . import timm as timm_adapter
-    from . import torchvision as tv
-
-    backend, _, name = arch.rpartition(":")
-    if backend not in ("", "torchvision", "timm"):
-        raise CheckpointError(f"--arch {arch}: backend {backend!r} is not one of torchvision, timm")
-    if backend == "torchvision" or (not backend and name in tv.list_architectures()):
-        return tv.build(name), tv.preprocess_for(name), "torchvision"
-    model = timm_adapter.build(name)
-    return model, timm_adapter.preprocess_for(model), "timm"
 
 
 def announce(message: str) -> None:

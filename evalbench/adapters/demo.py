@@ -5,9 +5,9 @@ from typing import Optional
 
 from ..errors import CheckpointError, ConfigError
 from .base import Preprocess
-from .checkpoint import read_checkpoint
 from .heads import strip_head
 from .module import ModuleEncoder
+from .safeload import read_checkpoint
 
 DEMO_NAME = "effnet-lite0"
 TIMM_ARCH = "tf_efficientnet_lite0"

@@ -13,6 +13,7 @@ from ..errors import CheckpointError, ConfigError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .features import TokenAccess
 from .module import ModuleEncoder
+from .timm import hub_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,6 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
     except (OSError, ValueError) as exc:
         if local:
             raise CheckpointError(f"hf:{model_id}: the directory holds no loadable transformers model ({str(exc).splitlines()[0]})") from None
-        from .timm import hub_cache_dir
-
         raise CheckpointError(
             f"hf:{model_id} is not in the Hugging Face cache ({hub_cache_dir()})"
             + (" and HF_HUB_OFFLINE is set" if offline else " and could not be downloaded")

@@ -9,6 +9,7 @@ import torch
 from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError, UnknownNameError
 from .base import Preprocess
+from .heads import find_head, strip_head
 from .module import ModuleEncoder
 
 
@@ -74,8 +75,6 @@ def load(name: str, random_init: bool = False, optimize: bool = True, layer: Opt
             ) from None
         cfg = model.pretrained_cfg
         source, weights = "timm", cfg.get("hf_hub_id") or f"{cfg.get('architecture', arch)}.{cfg.get('tag', '')}"
-    from .heads import find_head, strip_head
-
     head = find_head(model)
     strip_head(model, head)
     fp = {"adapter": "timm", "arch": name, "weights": weights, "source": source, "head_removed": head}

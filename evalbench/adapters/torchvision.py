@@ -11,6 +11,7 @@ from ..errors import CheckpointError, UnknownNameError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .heads import find_head, strip_head
 from .module import ModuleEncoder
+from .safeload import read_checkpoint  # one safe loader for every file we read
 
 
 def list_architectures() -> list[str]:
@@ -84,8 +85,6 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
          preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
          pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
     """`torchvision:ARCH` — pretrained weights unless `random_init` is asked for explicitly."""
-    from .checkpoint import read_checkpoint  # one safe loader for every file we read
-
     if random_init:
         source, tag = "random-init", None
         # torch's default init draws from the global RNG; a fixed generator keeps it reproducible
