@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
-from .base import Encoder, Preprocess, check_encoder
+from .base import Encoder, FeatureOptions, Preprocess, check_encoder
 
 BUILTIN_NAMES = {
     "pixels": "raw-pixel baseline (resize to 16x16 RGB, flatten: 768 values); `pixels:SIZE` for another size",
@@ -72,16 +72,13 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         CheckpointError: a checkpoint is missing, unsafe or does not match the architecture.
     """
     from . import custom
-    from .features import parse_pools
 
     spec = ALIASES.get(spec, spec)
-    optimize = options.get("optimize", True)
     if options.get("random_init") and not spec.startswith(("torchvision:", "timm:")):
         raise ConfigError("--random-init applies to torchvision:ARCH and timm:NAME specs only")
-    feat = {"layer": options.get("layer") or None, "pool": parse_pools(options.get("pool")), "dtype": options.get("dtype")}
+    feat = FeatureOptions.from_options(options)
     if spec == "pixels" or spec.startswith("pixels:"):
-        given = [f"--{k}" for k, v in feat.items() if v is not None and not (k == "dtype" and v == "fp32")]
-        if given:
+        if given := feat.given():
             raise ConfigError(f"{' and '.join(given)} do not apply to the pixels baseline")
         from .pixels import PixelsEncoder
 
@@ -92,21 +89,20 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     elif spec == "effnet-lite0":
         from . import demo
 
-        encoder = demo.load(optimize=optimize, **feat)
+        encoder = demo.load(feat)
     elif spec.startswith("torchvision:"):
         from . import torchvision as tv
 
-        encoder = tv.load(spec.partition(":")[2], weights=options.get("weights"),
-                          random_init=bool(options.get("random_init")), optimize=optimize, **feat)
+        encoder = tv.load(spec.partition(":")[2], feat, weights=options.get("weights"),
+                          random_init=bool(options.get("random_init")))
     elif spec.startswith("timm:"):
         from . import timm as timm_adapter
 
-        encoder = timm_adapter.load(spec.partition(":")[2], random_init=bool(options.get("random_init")),
-                                    optimize=optimize, **feat)
+        encoder = timm_adapter.load(spec.partition(":")[2], feat, random_init=bool(options.get("random_init")))
     elif spec.startswith("hf:"):
         from . import hf
 
-        encoder = hf.load(spec.partition(":")[2], optimize=optimize, weights=options.get("weights"), **feat)
+        encoder = hf.load(spec.partition(":")[2], feat, weights=options.get("weights"))
     # Entry points are scanned only when no built-in prefix matched: it reads every installed dist-info.
     elif spec in (plugins := custom.registered_adapters()):
         ep = plugins[spec]
@@ -114,9 +110,8 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     elif _looks_like_path(spec):
         from . import checkpoint
 
-        encoder = checkpoint.load(spec, arch=options.get("arch"), optimize=optimize,
-                                  checkpoint_key=options.get("checkpoint_key"),
-                                  trust_checkpoint=bool(options.get("trust_checkpoint")), **feat)
+        encoder = checkpoint.load(spec, feat, arch=options.get("arch"), checkpoint_key=options.get("checkpoint_key"),
+                                  trust_checkpoint=bool(options.get("trust_checkpoint")))
     elif ":" in spec and spec.partition(":")[0].replace(".", "").replace("_", "").isalnum():
         encoder = custom.call_adapter(custom.import_attr(spec), f"adapter {spec!r}", options)
     else:

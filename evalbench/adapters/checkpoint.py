@@ -9,7 +9,7 @@ import torch
 
 from ..errors import CheckpointError
 from .arch import build_arch
-from .base import Preprocess, hash_state_dict
+from .base import FeatureOptions, Preprocess, hash_state_dict
 from .heads import find_head, head_keys, strip_head
 from .layouts import Backbone, detect
 from .module import ModuleEncoder
@@ -73,9 +73,8 @@ def announce(message: str) -> None:
     print(f"evalbench: {message}", file=sys.stderr)
 
 
-def load(path: str, arch: Optional[str] = None, optimize: bool = True, preprocess: Optional[Preprocess] = None,
-         checkpoint_key: Optional[str] = None, trust_checkpoint: bool = False, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(path: str, features: FeatureOptions, arch: Optional[str] = None, preprocess: Optional[Preprocess] = None,
+         checkpoint_key: Optional[str] = None, trust_checkpoint: bool = False) -> ModuleEncoder:
     """`--model PATH --arch ARCH`: a research checkpoint's backbone loaded into a torchvision or timm architecture."""
     p = Path(path)
     obj = read_checkpoint(p, trust=trust_checkpoint)  # checks existence first, so a typo'd path is reported as such
@@ -89,7 +88,6 @@ def load(path: str, arch: Optional[str] = None, optimize: bool = True, preproces
     fp = {"adapter": "checkpoint", "backend": backend, "arch": arch, "head_removed": head,
           "layout": backbone.record(), "file": p.name, "file_weights_sha256": hash_state_dict(backbone.state),
           "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True", **report}
-    enc = ModuleEncoder(f"{p.stem}.{arch.rpartition(':')[2]}", model, preprocess or default_pre, fp, optimize=optimize,
-                        layer=layer, pool=pool, dtype=dtype)
+    enc = ModuleEncoder(f"{p.stem}.{arch.rpartition(':')[2]}", model, preprocess or default_pre, fp, features)
     announce(f"{p.name}: {backbone.describe()} -> {arch}")
     return enc

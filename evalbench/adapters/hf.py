@@ -10,7 +10,7 @@ from torch import nn
 
 from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .features import TokenAccess
 from .module import ModuleEncoder
 from .timm import hub_cache_dir
@@ -109,12 +109,12 @@ def preprocess_from_processor(proc: Any, fallback_size: int) -> tuple[Preprocess
     return pre, f"image processor {type(proc).__name__}"
 
 
-def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool: Optional[tuple[str, ...]] = None,
-         dtype: Optional[str] = None, weights: Optional[str] = None) -> ModuleEncoder:
+def load(model_id: str, features: FeatureOptions, weights: Optional[str] = None) -> ModuleEncoder:
     """`hf:ID`: AutoModel weights and the image processor's preprocessing, local files only when offline.
 
     Args:
         model_id: a hub id (`facebook/dinov2-small`) or a local directory saved with save_pretrained.
+        features: layer, pools, dtype, optimize.
         weights: a hub revision (branch, tag or commit).
     """
     try:
@@ -142,7 +142,7 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
             "pass hf:/path/to/dir"
         ) from None
     missing = sorted(info.get("missing_keys") or [])
-    wants_pooler = bool(pool) and "pooled" in pool
+    wants_pooler = "pooled" in (features.pool or ())
     really_missing = [k for k in missing if wants_pooler or not k.startswith("pooler.")]
     if really_missing or info.get("mismatched_keys"):
         shown = ", ".join(really_missing[:6]) or str(list(info.get("mismatched_keys"))[:3])
@@ -164,4 +164,4 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
           "class": type(hf_model).__name__, "revision": getattr(cfg, "_commit_hash", None) or weights,
           "transformers": transformers.__version__, "preprocess_source": pre_source}
     name = Path(model_id).name if local else model_id.replace("/", "--")
-    return ModuleEncoder(name, backbone, pre, fp, optimize=optimize, layer=layer, pool=pool, dtype=dtype)
+    return ModuleEncoder(name, backbone, pre, fp, features)

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError, UnknownNameError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .heads import find_head, strip_head
 from .module import ModuleEncoder
 from .safeload import read_checkpoint  # one safe loader for every file we read
@@ -81,9 +81,8 @@ def fetch_weights(arch: str, weights) -> Path:
     return path
 
 
-def load(arch: str, weights: Optional[str] = None, random_init: bool = False, optimize: bool = True,
-         preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(arch: str, features: FeatureOptions, weights: Optional[str] = None, random_init: bool = False,
+         preprocess: Optional[Preprocess] = None) -> ModuleEncoder:
     """`torchvision:ARCH` — pretrained weights unless `random_init` is asked for explicitly."""
     if random_init:
         source, tag = "random-init", None
@@ -102,4 +101,4 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
     pre = preprocess or preprocess_for(arch)
     fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "head_removed": head}
     name = f"{arch}" + (f".{tag.lower()}" if tag else ".random-init")
-    return ModuleEncoder(name, model, pre, fp, optimize=optimize, layer=layer, pool=pool, dtype=dtype)
+    return ModuleEncoder(name, model, pre, fp, features)
