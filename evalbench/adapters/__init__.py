@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
 from .base import Encoder, FeatureOptions, Preprocess, check_encoder
+from .naming import model_name
 
 BUILTIN_NAMES = {
     "pixels": "raw-pixel baseline (resize to 16x16 RGB, flatten: 768 values); `pixels:SIZE` for another size",
@@ -50,6 +50,19 @@ def _override_preprocess(pre: Preprocess, options: dict[str, Any]) -> Preprocess
         mean=tuple(given.get("mean", pre.mean)),
         std=tuple(given.get("std", pre.std)),
     )
+
+
+def _apply_preprocess_and_name(encoder: Encoder, new: Preprocess) -> None:
+    """Set the effective preprocessing and the full model name; untouched when neither changes (frozen plugins)."""
+    old = encoder.preprocess
+    pools = getattr(encoder, "pools", ())
+    # one pool: its suffix goes on the encoder; several: each variant (PoolView) appends its own
+    pool = pools[0] if len(pools) == 1 and hasattr(encoder, "default_pool") else None
+    name = model_name(encoder.name, old, new, pool, getattr(encoder, "layer", None), getattr(encoder, "default_pool", None))
+    if new != old:
+        encoder.preprocess = new
+    if name != encoder.name:
+        encoder.name = name
 
 
 def load_encoder(spec: str, **options: Any) -> Encoder:
@@ -119,19 +132,7 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
         raise UnknownNameError("model spec", spec, known,
                                hint="use pixels, effnet-lite0, torchvision:ARCH, timm:NAME, hf:ID, a checkpoint PATH with --arch, or package.module:attr")
     encoder = check_encoder(encoder, f"model spec {spec!r}")
-    old = encoder.preprocess
-    new = _override_preprocess(old, options)
-    if new != old:
-        # results of other preprocessing must not share a results folder or leaderboard row
-        suffix = f"@{new.input_size}px" if new.input_size != old.input_size else ""
-        same_crop = new.resize_size == int(math.floor(new.input_size / old.crop_pct))
-        if (new.interpolation, new.mean, new.std) != (old.interpolation, old.mean, old.std) or not same_crop:
-            suffix += "@pp-" + hashlib.sha256(repr(new).encode()).hexdigest()[:6]
-        encoder.preprocess = new
-        encoder.name = f"{encoder.name}{suffix}"
-    pools = getattr(encoder, "pools", ())
-    if len(pools) == 1 and hasattr(encoder, "feature_suffix"):
-        encoder.name += encoder.feature_suffix(pools[0])  # several pools: each variant carries its own suffix
+    _apply_preprocess_and_name(encoder, _override_preprocess(encoder.preprocess, options))
     try:
         encoder.spec = spec  # the runner records it for every feature-choice variant
     except AttributeError:  # user encoders with __slots__ or frozen attributes

@@ -13,6 +13,7 @@ from .base import FeatureOptions, Preprocess, hash_state_dict
 from .heads import find_head, head_keys, strip_head
 from .layouts import Backbone, detect
 from .module import ModuleEncoder
+from .naming import checkpoint_name
 from .safeload import TRUST_FLAG, read_checkpoint
 
 __all__ = ["read_checkpoint", "extract_state_dict", "load_into", "build_arch", "load", "TRUST_FLAG"]
@@ -88,6 +89,6 @@ def load(path: str, features: FeatureOptions, arch: Optional[str] = None, prepro
     fp = {"adapter": "checkpoint", "backend": backend, "arch": arch, "head_removed": head,
           "layout": backbone.record(), "file": p.name, "file_weights_sha256": hash_state_dict(backbone.state),
           "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True", **report}
-    enc = ModuleEncoder(f"{p.stem}.{arch.rpartition(':')[2]}", model, preprocess or default_pre, fp, features)
+    enc = ModuleEncoder(checkpoint_name(p, arch), model, preprocess or default_pre, fp, features)
     announce(f"{p.name}: {backbone.describe()} -> {arch}")
     return enc

@@ -251,12 +251,4 @@ class FeatureModule(nn.Module):
         return out
 
 
-def pool_suffix(pool: str, layer: Optional[str], default_pool: str) -> str:
-    """Name suffix for a non-default feature choice, so results of different choices never share a row."""
-    suffix = f"@{layer}" if layer else ""
-    if pool != default_pool or layer:
-        suffix += f"@{pool}"
-    return suffix
-
-
-__all__ = ["FeatureModule", "parse_pools", "pool_suffix", "token_access", "TokenAccess"]
+__all__ = ["FeatureModule", "parse_pools", "token_access", "TokenAccess"]

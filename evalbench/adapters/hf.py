@@ -13,6 +13,7 @@ from ..errors import CheckpointError, ConfigError
 from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .features import TokenAccess
 from .module import ModuleEncoder
+from .naming import hf_name
 from .timm import hub_cache_dir
 
 log = logging.getLogger(__name__)
@@ -163,5 +164,4 @@ def load(model_id: str, features: FeatureOptions, weights: Optional[str] = None)
     fp = {"adapter": "hf", "model": model_id if not local else Path(model_id).name, "model_type": cfg.model_type,
           "class": type(hf_model).__name__, "revision": getattr(cfg, "_commit_hash", None) or weights,
           "transformers": transformers.__version__, "preprocess_source": pre_source}
-    name = Path(model_id).name if local else model_id.replace("/", "--")
-    return ModuleEncoder(name, backbone, pre, fp, features)
+    return ModuleEncoder(hf_name(model_id, local), backbone, pre, fp, features)

@@ -9,7 +9,8 @@ import torch
 
 from ..errors import ConfigError
 from .base import FeatureOptions, Preprocess, hash_module
-from .features import FeatureModule, pool_suffix
+from .features import FeatureModule
+from .naming import pool_suffix
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,6 @@ class ModuleEncoder:
             "dtype": _DTYPE_RECORD[self.dtype],
         }
 
-    def feature_suffix(self, pool: str) -> str:
-        return pool_suffix(pool, self.layer, self.default_pool)
-
     @torch.inference_mode()
     def encode_multi(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every feature choice from one forward pass: {pool: (B, D) float32}."""
@@ -125,7 +123,7 @@ class PoolView:
     def __init__(self, parent: ModuleEncoder, pool: str):
         self.parent = parent
         self.pool = pool
-        self.name = parent.name + parent.feature_suffix(pool)
+        self.name = parent.name + pool_suffix(pool, parent.layer, parent.default_pool)
         self.spec = getattr(parent, "spec", None)
         self.device = parent.device
         self.siblings: list[PoolView] = [self]

@@ -10,6 +10,7 @@ from ..errors import CheckpointError, ConfigError, UnknownNameError
 from .base import FeatureOptions, Preprocess
 from .heads import find_head, strip_head
 from .module import ModuleEncoder
+from .naming import timm_name
 
 
 def _timm():
@@ -77,6 +78,4 @@ def load(name: str, features: FeatureOptions, random_init: bool = False) -> Modu
     strip_head(model, head)
     fp = {"adapter": "timm", "arch": name, "weights": weights, "source": source, "head_removed": head}
     tag = model.pretrained_cfg.get("tag") if not random_init else None
-    display = f"{arch}.{tag}" if tag else arch
-    return ModuleEncoder(display + (".random-init" if random_init else ""), model, preprocess_for(model), fp,
-                         features)
+    return ModuleEncoder(timm_name(arch, tag, random_init), model, preprocess_for(model), fp, features)

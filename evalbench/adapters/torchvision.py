@@ -11,6 +11,7 @@ from ..errors import CheckpointError, UnknownNameError
 from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .heads import find_head, strip_head
 from .module import ModuleEncoder
+from .naming import torchvision_name
 from .safeload import read_checkpoint  # one safe loader for every file we read
 
 
@@ -100,5 +101,4 @@ def load(arch: str, features: FeatureOptions, weights: Optional[str] = None, ran
     strip_head(model, head)
     pre = preprocess or preprocess_for(arch)
     fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "head_removed": head}
-    name = f"{arch}" + (f".{tag.lower()}" if tag else ".random-init")
-    return ModuleEncoder(name, model, pre, fp, features)
+    return ModuleEncoder(torchvision_name(arch, tag), model, pre, fp, features)
