@@ -152,6 +152,8 @@ class Encoder(Protocol):
     fingerprint(): JSON-able dict of everything that changes the features (weights hash,
         architecture, layer, pooling, dtype). It is part of the feature-cache key.
     encode(images): float (B, 3, H, W) -> float32 (B, D) features.
+    provenance() (optional): JSON-able dict of where the weights came from without changing the
+        features (file name, checkpoint layout, load mode). Recorded in results, never in the cache key.
     """
 
     name: str

@@ -86,9 +86,13 @@ def load(path: str, features: FeatureOptions, arch: Optional[str] = None, prepro
     head = find_head(model)
     report = load_into(model, backbone.state, p, head_keys(model, head), layout=backbone.describe())
     strip_head(model, head)
-    fp = {"adapter": "checkpoint", "backend": backend, "arch": arch, "head_removed": head,
-          "layout": backbone.record(), "file": p.name, "file_weights_sha256": hash_state_dict(backbone.state),
-          "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True", **report}
-    enc = ModuleEncoder(checkpoint_name(p, arch), model, preprocess or default_pre, fp, features)
+    # The cache key holds what changes the features: the same weights in another file, layout or
+    # --arch spelling ("resnet50" vs "torchvision:resnet50") must reuse the features already extracted.
+    fp = {"adapter": "checkpoint", "backend": backend, "arch": arch.rpartition(":")[2], "head_removed": head}
+    provenance = {"file": p.name, "layout": backbone.record(), "file_weights_sha256": hash_state_dict(backbone.state),
+                  "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True",
+                  **report}
+    enc = ModuleEncoder(checkpoint_name(p, arch), model, preprocess or default_pre, fp, features,
+                        provenance=provenance)
     announce(f"{p.name}: {backbone.describe()} -> {arch}")
     return enc

@@ -161,7 +161,9 @@ def load(model_id: str, features: FeatureOptions, weights: Optional[str] = None)
     token_model = getattr(cfg, "patch_size", None) is not None and getattr(cfg, "num_hidden_layers", None) is not None \
         and not hasattr(cfg, "depths")  # Swin/ConvNeXt have stages (depths), not a CLS-token sequence
     backbone = HFBackbone(hf_model, token_model)
-    fp = {"adapter": "hf", "model": model_id if not local else Path(model_id).name, "model_type": cfg.model_type,
-          "class": type(hf_model).__name__, "revision": getattr(cfg, "_commit_hash", None) or weights,
-          "transformers": transformers.__version__, "preprocess_source": pre_source}
-    return ModuleEncoder(hf_name(model_id, local), backbone, pre, fp, features)
+    fp = {"adapter": "hf", "model_type": cfg.model_type, "class": type(hf_model).__name__,
+          "revision": getattr(cfg, "_commit_hash", None) or weights, "transformers": transformers.__version__,
+          "preprocess_source": pre_source}
+    # a hub id names the weights; a local directory's name is only where they were (kept out of the cache key)
+    fp, provenance = ({**fp, "model": model_id}, {}) if not local else (fp, {"directory": Path(model_id).name})
+    return ModuleEncoder(hf_name(model_id, local), backbone, pre, fp, features, provenance=provenance)

@@ -42,9 +42,12 @@ class ModuleEncoder:
         module: the network, classifier head already removed.
         preprocess: how raw images become the module's input.
         fingerprint: identity facts beyond the weights that change the features (source, arch).
+            Only these go into the cache key.
         features: layer, pools, dtype and optimize (FeatureOptions() = the model's default features,
             fp32, optimised). `optimize` is part of the fingerprint so caches never mix fused and plain features.
         device: where to run; CUDA when available.
+        provenance: where the weights came from without changing them (file name, checkpoint layout,
+            load mode); recorded with results, kept out of the cache key so equal weights share features.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class ModuleEncoder:
         fingerprint: dict[str, Any],
         features: Optional[FeatureOptions] = None,
         device: Optional[str] = None,
+        provenance: Optional[dict[str, Any]] = None,
     ):
         opts = features or FeatureOptions()
         self.name = name
@@ -73,6 +77,7 @@ class ModuleEncoder:
         self.default_pool = feats.access.default_pool if feats.access is not None else "avg"
         self.layer = opts.layer
         self._facts = {**fingerprint, **feats.record()}
+        self._provenance = dict(provenance or {})
         self.optimize = opts.optimize
         if opts.optimize:
             if feats.kind == "cnn" and not opts.layer:  # fx fusion would bypass the hooks a --layer needs
@@ -88,6 +93,10 @@ class ModuleEncoder:
             "optimized": self.optimize,
             "dtype": _DTYPE_RECORD[self.dtype],
         }
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the weights came from (file, layout, load mode); not part of the cache key."""
+        return dict(self._provenance)
 
     @torch.inference_mode()
     def encode_multi(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -134,6 +143,9 @@ class PoolView:
 
     def fingerprint(self) -> dict[str, Any]:
         return {**self.parent.fingerprint(), "pool": self.pool}
+
+    def provenance(self) -> dict[str, Any]:
+        return self.parent.provenance()
 
     def encode_multi(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.parent.encode_multi(images)
