@@ -230,7 +230,7 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
 def _provenance(encoder: Encoder) -> Optional[dict[str, Any]]:
     """Facts that change neither features nor scores (checkpoint file, layout), from the optional `provenance()`."""
     method = getattr(encoder, "provenance", None)
-    return dict(method()) if callable(method) else None
+    return (dict(method()) or None) if callable(method) else None
 
 
 def _claim_name(model: ModelUnderTest, ctx: RunContext, explicit: bool) -> ModelUnderTest:

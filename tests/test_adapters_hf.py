@@ -50,6 +50,8 @@ def test_preprocessing_comes_from_the_image_processor(hf_dir):
     assert (p.input_size, p.resize_size, p.keep_aspect, p.interpolation) == (32, 32, False, "bicubic")
     assert p.mean == (0.5, 0.5, 0.5) and p.std == (0.25, 0.25, 0.25)
     assert enc.pools == ("cls",) and enc.name == hf_dir[0].name
+    # the directory is where the weights were, not what they are: recorded, but not in the cache key
+    assert enc.provenance() == {"directory": hf_dir[0].name} and "model" not in enc.fingerprint()
 
 
 def test_missing_weights_are_refused_except_an_unused_pooler(tmp_path):

@@ -134,8 +134,8 @@ def test_layout_is_detected_and_features_equal_the_original(build, which, arch, 
     enc = load_encoder(str(path), arch=arch)
     x, expected = features(model, enc.preprocess.input_size if which == "vit" else 64)
     assert torch.allclose(enc.encode(x), expected, atol=1e-4)
-    fp = enc.fingerprint()
-    assert fp["layout"]["layout"] == layout and fp["load"] == "weights_only=True"
+    prov = enc.provenance()
+    assert prov["layout"]["layout"] == layout and prov["load"] == "weights_only=True"
     assert capsys.readouterr().err.count(f"{layout} (") == 1  # announced once
 
 
@@ -145,8 +145,8 @@ def test_dino_student_on_request(vit, tmp_path):
     torch.save(ckpt, path)
     teacher = load_encoder(str(path), arch="timm:test_vit")
     student = load_encoder(str(path), arch="timm:test_vit", checkpoint_key="student")
-    assert student.fingerprint()["layout"]["source"] == "student"
-    assert student.fingerprint()["layout"]["stripped_prefixes"] == ["module.", "backbone."]
+    assert student.provenance()["layout"]["source"] == "student"
+    assert student.provenance()["layout"]["stripped_prefixes"] == ["module.", "backbone."]
     assert student.fingerprint()["weights_sha256"] != teacher.fingerprint()["weights_sha256"]
 
 

@@ -67,7 +67,7 @@ def test_trust_checkpoint_is_explicit_and_recorded(tmp_path, resnet18_state):
     with pytest.raises(CheckpointError, match=r"blocked globals: datetime\.date.*--trust-checkpoint"):
         load_encoder(str(path), arch="resnet18")
     enc = load_encoder(str(path), arch="resnet18", trust_checkpoint=True)
-    assert enc.fingerprint()["load"] == "weights_only=False (--trust-checkpoint)"
+    assert enc.provenance()["load"] == "weights_only=False (--trust-checkpoint)"
 
 
 @pytest.fixture(scope="module")

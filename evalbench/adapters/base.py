@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,8 @@ from ..errors import ConfigError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+DTYPES = ("fp32", "bf16", "fp16")
+_POOL_RE = re.compile(r"^(cls|mean|cls\+mean|avg|native|pooled|last(\d+)(\+avg)?)$")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,59 @@ class Preprocess:
         return ((x - mean) / std).contiguous()
 
 
+def parse_pools(text: Any) -> Optional[tuple[str, ...]]:
+    """`"cls,mean,last4"` (or a sequence of names) -> ("cls", "mean", "last4"); None when not given.
+
+    Raises:
+        ConfigError: a name outside the pool grammar (cls, mean, cls+mean, lastN, lastN+avg, avg, pooled, native).
+    """
+    if text is None or text == "":
+        return None
+    parts = str(text).split(",") if isinstance(text, str) else [str(p) for p in text]
+    pools = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    for p in pools:
+        m = _POOL_RE.match(p)
+        if not m or (m.group(2) is not None and int(m.group(2)) < 1):
+            raise ConfigError(f"--pool {p!r} is not one of cls, mean, cls+mean, lastN, lastN+avg (e.g. last4), avg, "
+                              "pooled, native; separate several with commas")
+    return pools or None
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Which features a network encoder extracts, and how; validated once, passed to every backend.
+
+    layer: an intermediate block (`blocks.8` on ViTs, `layer3` on ResNets); None = the final output.
+    pool: feature choices, e.g. ("cls",) or ("cls", "mean", "last4"); None = the model's default.
+    dtype: fp32, or bf16/fp16 autocast for extraction.
+    optimize: conv-BN fusion and channels_last on CPU (features equal up to float rounding).
+    Whether a layer or pool exists is checked against the model itself (features.FeatureModule).
+    """
+
+    layer: Optional[str] = None
+    pool: Optional[tuple[str, ...]] = None
+    dtype: str = "fp32"
+    optimize: bool = True
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.pool is not None and parse_pools(self.pool) != self.pool:
+            raise ConfigError(f"pool must be a tuple of distinct pool names, got {self.pool!r}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "FeatureOptions":
+        """From load_encoder's keyword options: `pool` may be text ("cls,mean"), None means the default."""
+        optimize = options.get("optimize")
+        return cls(layer=options.get("layer") or None, pool=parse_pools(options.get("pool")),
+                   dtype=options.get("dtype") or "fp32", optimize=True if optimize is None else bool(optimize))
+
+    def given(self) -> list[str]:
+        """The feature-choice flags set away from their defaults, for backends they do not apply to."""
+        return [flag for flag, v in (("--layer", self.layer), ("--pool", self.pool),
+                                     ("--dtype", None if self.dtype == "fp32" else self.dtype)) if v is not None]
+
+
 @runtime_checkable
 class Encoder(Protocol):
     """What evalbench needs from a model. Duck-typed: plugins need no base class.
@@ -95,6 +152,8 @@ class Encoder(Protocol):
     fingerprint(): JSON-able dict of everything that changes the features (weights hash,
         architecture, layer, pooling, dtype). It is part of the feature-cache key.
     encode(images): float (B, 3, H, W) -> float32 (B, D) features.
+    provenance() (optional): JSON-able dict of where the weights came from without changing the
+        features (file name, checkpoint layout, load mode). Recorded in results, never in the cache key.
 
     Optional, for several feature choices from one forward pass (`--pool cls,mean`):
     pools: tuple of choice names; encode_multi(images) -> {choice: (B, D)} for every name in

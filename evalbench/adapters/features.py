@@ -9,23 +9,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, UnknownNameError
+from .base import parse_pools
 
-_POOL_RE = re.compile(r"^(cls|mean|cls\+mean|avg|native|pooled|last(\d+)(\+avg)?)$")
 VIT_POOLS = ("cls", "mean", "cls+mean", "lastN", "lastN+avg", "native")
 CNN_POOLS = ("avg", "native")
-
-
-def parse_pools(text: Optional[str]) -> Optional[tuple[str, ...]]:
-    """`"cls,mean,last4"` -> ("cls", "mean", "last4"); None when not given."""
-    if text is None or text == "":
-        return None
-    pools = tuple(dict.fromkeys(p.strip() for p in str(text).split(",") if p.strip()))
-    for p in pools:
-        m = _POOL_RE.match(p)
-        if not m or (m.group(2) is not None and int(m.group(2)) < 1):
-            raise ConfigError(f"--pool {p!r} is not one of cls, mean, cls+mean, lastN, lastN+avg (e.g. last4), avg, "
-                              "pooled, native; separate several with commas")
-    return pools
 
 
 class _Stop(Exception):
@@ -133,7 +120,7 @@ def token_access(model: nn.Module) -> Optional[TokenAccess]:
         return model.token_access()
     if all(hasattr(model, a) for a in ("blocks", "forward_features", "num_prefix_tokens", "norm")):
         return TimmViT(model)
-    if hasattr(model, "class_token") and hasattr(model, "encoder") and hasattr(getattr(model, "encoder"), "layers"):
+    if hasattr(model, "class_token") and hasattr(model, "encoder") and hasattr(model.encoder, "layers"):
         return TorchvisionViT(model)
     return None
 
@@ -264,12 +251,4 @@ class FeatureModule(nn.Module):
         return out
 
 
-def pool_suffix(pool: str, layer: Optional[str], default_pool: str) -> str:
-    """Name suffix for a non-default feature choice, so results of different choices never share a row."""
-    suffix = f"@{layer}" if layer else ""
-    if pool != default_pool or layer:
-        suffix += f"@{pool}"
-    return suffix
-
-
-__all__ = ["FeatureModule", "parse_pools", "pool_suffix", "token_access", "TokenAccess"]
+__all__ = ["FeatureModule", "parse_pools", "token_access", "TokenAccess"]

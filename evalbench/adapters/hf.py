@@ -10,9 +10,11 @@ from torch import nn
 
 from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .features import TokenAccess
 from .module import ModuleEncoder
+from .naming import hf_name
+from .timm import hub_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,12 @@ def preprocess_from_processor(proc: Any, fallback_size: int) -> tuple[Preprocess
     return pre, f"image processor {type(proc).__name__}"
 
 
-def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool: Optional[tuple[str, ...]] = None,
-         dtype: Optional[str] = None, weights: Optional[str] = None) -> ModuleEncoder:
+def load(model_id: str, features: FeatureOptions, weights: Optional[str] = None) -> ModuleEncoder:
     """`hf:ID`: AutoModel weights and the image processor's preprocessing, local files only when offline.
 
     Args:
         model_id: a hub id (`facebook/dinov2-small`) or a local directory saved with save_pretrained.
+        features: layer, pools, dtype, optimize.
         weights: a hub revision (branch, tag or commit).
     """
     try:
@@ -134,8 +136,6 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
     except (OSError, ValueError) as exc:
         if local:
             raise CheckpointError(f"hf:{model_id}: the directory holds no loadable transformers model ({str(exc).splitlines()[0]})") from None
-        from .timm import hub_cache_dir
-
         raise CheckpointError(
             f"hf:{model_id} is not in the Hugging Face cache ({hub_cache_dir()})"
             + (" and HF_HUB_OFFLINE is set" if offline else " and could not be downloaded")
@@ -143,7 +143,7 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
             "pass hf:/path/to/dir"
         ) from None
     missing = sorted(info.get("missing_keys") or [])
-    wants_pooler = bool(pool) and "pooled" in pool
+    wants_pooler = "pooled" in (features.pool or ())
     really_missing = [k for k in missing if wants_pooler or not k.startswith("pooler.")]
     if really_missing or info.get("mismatched_keys"):
         shown = ", ".join(really_missing[:6]) or str(list(info.get("mismatched_keys"))[:3])
@@ -161,8 +161,9 @@ def load(model_id: str, optimize: bool = True, layer: Optional[str] = None, pool
     token_model = getattr(cfg, "patch_size", None) is not None and getattr(cfg, "num_hidden_layers", None) is not None \
         and not hasattr(cfg, "depths")  # Swin/ConvNeXt have stages (depths), not a CLS-token sequence
     backbone = HFBackbone(hf_model, token_model)
-    fp = {"adapter": "hf", "model": model_id if not local else Path(model_id).name, "model_type": cfg.model_type,
-          "class": type(hf_model).__name__, "revision": getattr(cfg, "_commit_hash", None) or weights,
-          "transformers": transformers.__version__, "preprocess_source": pre_source}
-    name = Path(model_id).name if local else model_id.replace("/", "--")
-    return ModuleEncoder(name, backbone, pre, fp, optimize=optimize, layer=layer, pool=pool, dtype=dtype)
+    fp = {"adapter": "hf", "model_type": cfg.model_type, "class": type(hf_model).__name__,
+          "revision": getattr(cfg, "_commit_hash", None) or weights, "transformers": transformers.__version__,
+          "preprocess_source": pre_source}
+    # a hub id names the weights; a local directory's name is only where they were (kept out of the cache key)
+    fp, provenance = ({**fp, "model": model_id}, {}) if not local else (fp, {"directory": Path(model_id).name})
+    return ModuleEncoder(hf_name(model_id, local), backbone, pre, fp, features, provenance=provenance)

@@ -97,6 +97,103 @@ def _prefixes(state: dict) -> set[str]:
     return {k.split(".", 1)[0] for k in state}
 
 
+def _dino(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    """DINO checkpoint.pth, DINOv2 teacher_checkpoint.pth: `teacher` / `student` dicts."""
+    teacher_student = [k for k in ("teacher", "student") if isinstance(obj.get(k), dict)]
+    if not teacher_student:
+        return None
+    key = checkpoint_key or ("teacher" if "teacher" in teacher_student else "student")
+    b = Backbone(_tensors(_lookup(obj, key, path)), "DINO", key)
+    _strip_all(b, "module.")
+    _drop(b, "head.", "dino_head.", "ibot_head.")
+    _strip_all(b, "backbone.")
+    return b
+
+
+def _vissl(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    if not (isinstance(obj.get("classy_state_dict"), dict) or isinstance(obj.get("model_state_dict"), dict)):
+        return None
+    default = "classy_state_dict.base_model.model.trunk" if "classy_state_dict" in obj else "model_state_dict"
+    key = checkpoint_key or default
+    b = Backbone(_tensors(_lookup(obj, key, path)), "VISSL", key)
+    _strip_all(b, "_feature_blocks.")
+    return b
+
+
+def _under_state_dict(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    """MoCo v2/v3 and solo-learn/Lightning: recognised by the key prefixes under `state_dict`."""
+    sd = obj.get("state_dict")
+    if not isinstance(sd, dict) or checkpoint_key is not None:
+        return None
+    keys = list(sd)
+    for version, prefix in (("v2", "encoder_q."), ("v3", "base_encoder.")):
+        if any(k.startswith(prefix) or k.startswith("module." + prefix) for k in keys):  # MoCo
+            b = Backbone(_tensors(sd), f"MoCo {version}", "state_dict")
+            _strip_all(b, "module.")
+            _select(b, prefix, path)
+            # the projection MLP replaces the classifier: fc.* on ResNets, head.* on ViTs
+            _drop(b, "fc.", "head.")
+            return b
+    if any(k.startswith("backbone.") for k in keys) and not any(k.startswith("teacher.") for k in keys):
+        b = Backbone(_tensors(sd), "solo-learn/Lightning", "state_dict")  # projector, classifier, momentum_*
+        _strip_all(b, "module.")
+        _select(b, "backbone.", path)
+        return b
+    return None
+
+
+def _under_model(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    """MAE pre-training and DINOv2 training checkpoints: recognised by the key prefixes under `model`."""
+    model = obj.get("model")
+    if not isinstance(model, dict) or checkpoint_key is not None:
+        return None
+    keys = list(model)
+    if any(k.startswith("decoder_") or k == "mask_token" for k in keys):  # MAE pre-training
+        b = Backbone(_tensors(model), "MAE", "model")
+        _strip_all(b, "module.")
+        _drop(b, "decoder_", "mask_token.")
+        return b
+    if any(k.startswith("teacher.backbone.") for k in keys):  # DINOv2 training checkpoint
+        b = Backbone(_tensors(model), "DINOv2 (training)", "model")
+        _select(b, "teacher.backbone.", path)
+        return b
+    return None
+
+
+def _unwrapped(b: Backbone) -> Backbone:
+    for p in WRAPPER_PREFIXES:
+        _strip_all(b, p)
+    return b
+
+
+def _custom_key(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    """--checkpoint-key where no known layout claimed the file."""
+    if checkpoint_key is None:
+        return None
+    node = _lookup(obj, checkpoint_key, path)
+    if not isinstance(node, dict) or not _tensors(node):
+        raise CheckpointError(f"checkpoint {path}: --checkpoint-key {checkpoint_key!r} holds no tensors")
+    return _unwrapped(Backbone(_tensors(node), "custom key", checkpoint_key))
+
+
+def _plain(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    return _unwrapped(Backbone(dict(obj), "plain state dict", "")) if _is_tensor_dict(obj) else None
+
+
+def _nested(obj: dict, path: Path | str, checkpoint_key: Optional[str]) -> Optional[Backbone]:
+    """timm training checkpoints (EMA first), else the first usual key that holds tensors."""
+    timm_like = any(isinstance(obj.get(k), dict) for k in ("state_dict_ema", "model_ema")) or "arch" in obj or "version" in obj
+    for key in (_TIMM_KEYS if timm_like else _GENERIC_KEYS):
+        node = obj.get(key)
+        if isinstance(node, dict) and _tensors(node):
+            return _unwrapped(Backbone(_tensors(node), "timm" if timm_like else f"nested under '{key}'", key))
+    return None
+
+
+# Tried in order; the first that recognises the checkpoint wins (specific layouts before generic ones).
+_DETECTORS = (_dino, _vissl, _under_state_dict, _under_model, _custom_key, _plain, _nested)
+
+
 def detect(obj: dict[str, Any], path: Path | str = "checkpoint", checkpoint_key: Optional[str] = None) -> Backbone:
     """The backbone tensors inside a loaded checkpoint, with the layout that was recognised.
 
@@ -109,68 +206,9 @@ def detect(obj: dict[str, Any], path: Path | str = "checkpoint", checkpoint_key:
         CheckpointError: no layout matches (lists the top-level keys), or a layout's expected
             prefix is absent.
     """
-    teacher_student = [k for k in ("teacher", "student") if isinstance(obj.get(k), dict)]
-    if teacher_student:  # DINO checkpoint.pth, DINOv2 teacher_checkpoint.pth
-        key = checkpoint_key or ("teacher" if "teacher" in teacher_student else "student")
-        b = Backbone(_tensors(_lookup(obj, key, path)), "DINO", key)
-        _strip_all(b, "module.")
-        _drop(b, "head.", "dino_head.", "ibot_head.")
-        _strip_all(b, "backbone.")
-        return _finish(b, path)
-    if isinstance(obj.get("classy_state_dict"), dict) or isinstance(obj.get("model_state_dict"), dict):  # VISSL
-        default = "classy_state_dict.base_model.model.trunk" if "classy_state_dict" in obj else "model_state_dict"
-        key = checkpoint_key or default
-        b = Backbone(_tensors(_lookup(obj, key, path)), "VISSL", key)
-        _strip_all(b, "_feature_blocks.")
-        return _finish(b, path)
-    sd = obj.get("state_dict") if isinstance(obj.get("state_dict"), dict) else None
-    if sd is not None and checkpoint_key is None:
-        keys = list(sd)
-        for version, prefix in (("v2", "encoder_q."), ("v3", "base_encoder.")):
-            if any(k.startswith(prefix) or k.startswith("module." + prefix) for k in keys):  # MoCo
-                b = Backbone(_tensors(sd), f"MoCo {version}", "state_dict")
-                _strip_all(b, "module.")
-                _select(b, prefix, path)
-                # the projection MLP replaces the classifier: fc.* on ResNets, head.* on ViTs
-                _drop(b, "fc.", "head.")
-                return _finish(b, path)
-        if any(k.startswith("backbone.") for k in keys) and not any(k.startswith("teacher.") for k in keys):
-            b = Backbone(_tensors(sd), "solo-learn/Lightning", "state_dict")  # projector, classifier, momentum_*
-            _strip_all(b, "module.")
-            _select(b, "backbone.", path)
-            return _finish(b, path)
-    model = obj.get("model") if isinstance(obj.get("model"), dict) else None
-    if model is not None and checkpoint_key is None:
-        keys = list(model)
-        if any(k.startswith("decoder_") or k == "mask_token" for k in keys):  # MAE pre-training
-            b = Backbone(_tensors(model), "MAE", "model")
-            _strip_all(b, "module.")
-            _drop(b, "decoder_", "mask_token.")
-            return _finish(b, path)
-        if any(k.startswith("teacher.backbone.") for k in keys):  # DINOv2 training checkpoint
-            b = Backbone(_tensors(model), "DINOv2 (training)", "model")
-            _select(b, "teacher.backbone.", path)
-            return _finish(b, path)
-    if checkpoint_key is not None:
-        node = _lookup(obj, checkpoint_key, path)
-        if not isinstance(node, dict) or not _tensors(node):
-            raise CheckpointError(f"checkpoint {path}: --checkpoint-key {checkpoint_key!r} holds no tensors")
-        b = Backbone(_tensors(node), "custom key", checkpoint_key)
-        for p in WRAPPER_PREFIXES:
-            _strip_all(b, p)
-        return _finish(b, path)
-    if _is_tensor_dict(obj):
-        b = Backbone(dict(obj), "plain state dict", "")
-        for p in WRAPPER_PREFIXES:
-            _strip_all(b, p)
-        return _finish(b, path)
-    timm_like = any(isinstance(obj.get(k), dict) for k in ("state_dict_ema", "model_ema")) or "arch" in obj or "version" in obj
-    for key in (_TIMM_KEYS if timm_like else _GENERIC_KEYS):
-        node = obj.get(key)
-        if isinstance(node, dict) and _tensors(node):
-            b = Backbone(_tensors(node), "timm" if timm_like else f"nested under '{key}'", key)
-            for p in WRAPPER_PREFIXES:
-                _strip_all(b, p)
+    for detector in _DETECTORS:
+        b = detector(obj, path, checkpoint_key)
+        if b is not None:
             return _finish(b, path)
     keys = ", ".join(map(str, list(obj)[:12]))
     raise CheckpointError(

@@ -8,13 +8,14 @@ from typing import Any, Optional
 import torch
 
 from ..errors import ConfigError
-from .base import Preprocess, hash_module
-from .features import FeatureModule, pool_suffix
+from .base import FeatureOptions, Preprocess, hash_module
+from .features import FeatureModule
+from .naming import pool_suffix
 
 log = logging.getLogger(__name__)
 
 ADAPTER_VERSION = "1"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _DTYPE_RECORD = {"fp32": "float32", "bf16": "bfloat16-autocast", "fp16": "float16-autocast"}
 
 
@@ -40,12 +41,13 @@ class ModuleEncoder:
         name: short name for result paths and tables.
         module: the network, classifier head already removed.
         preprocess: how raw images become the module's input.
-        fingerprint: identity facts beyond the weights (source, arch, layout).
-        optimize: fuse conv-BN and use channels_last on CPU for speed (features are equal up to
-            float rounding; the flag is part of the fingerprint so caches never mix them).
-        layer: an intermediate block (`blocks.8` on ViTs) or module name (`layer3` on ResNets).
-        pool: feature choices, e.g. ("cls",), ("cls", "mean", "last4"); None = the model's default.
-        dtype: fp32 (default), or bf16/fp16 autocast for extraction.
+        fingerprint: identity facts beyond the weights that change the features (source, arch).
+            Only these go into the cache key.
+        features: layer, pools, dtype and optimize (FeatureOptions() = the model's default features,
+            fp32, optimised). `optimize` is part of the fingerprint so caches never mix fused and plain features.
+        device: where to run; CUDA when available.
+        provenance: where the weights came from without changing them (file name, checkpoint layout,
+            load mode); recorded with results, kept out of the cache key so equal weights share features.
     """
 
     def __init__(
@@ -54,37 +56,34 @@ class ModuleEncoder:
         module: torch.nn.Module,
         preprocess: Preprocess,
         fingerprint: dict[str, Any],
-        optimize: bool = True,
+        features: Optional[FeatureOptions] = None,
         device: Optional[str] = None,
-        layer: Optional[str] = None,
-        pool: Optional[tuple[str, ...]] = None,
-        dtype: Optional[str] = None,
+        provenance: Optional[dict[str, Any]] = None,
     ):
+        opts = features or FeatureOptions()
         self.name = name
         self.preprocess = preprocess
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype = dtype or "fp32"
-        if dtype not in DTYPES:
-            raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-        if dtype != "fp32" and self.device.type == "cpu":
+        if opts.dtype != "fp32" and self.device.type == "cpu":
             log.warning("--dtype %s on CPU: autocast is typically far slower than fp32 (about 70x measured on CPUs "
-                        "without bf16 units) and less exact; fp32 is the CPU default", dtype)
-        self.dtype = dtype
+                        "without bf16 units) and less exact; fp32 is the CPU default", opts.dtype)
+        self.dtype = opts.dtype
         module = module.eval()
         for p in module.parameters():
             p.requires_grad_(False)
         self._weights_hash = hash_module(module)
-        features = FeatureModule(module, layer, pool)
-        self.pools = features.pools
-        self.default_pool = features.access.default_pool if features.access is not None else "avg"
-        self.layer = layer
-        self._facts = {**fingerprint, **features.record()}
-        self.optimize = optimize
-        if optimize:
-            if features.kind == "cnn" and not layer:  # fx fusion would bypass the hooks a --layer needs
-                features.model = fuse_conv_bn(features.model)
-            features = features.to(memory_format=torch.channels_last)
-        self.module = features.to(self.device)
+        feats = FeatureModule(module, opts.layer, opts.pool)
+        self.pools = feats.pools
+        self.default_pool = feats.access.default_pool if feats.access is not None else "avg"
+        self.layer = opts.layer
+        self._facts = {**fingerprint, **feats.record()}
+        self._provenance = dict(provenance or {})
+        self.optimize = opts.optimize
+        if opts.optimize:
+            if feats.kind == "cnn" and not opts.layer:  # fx fusion would bypass the hooks a --layer needs
+                feats.model = fuse_conv_bn(feats.model)
+            feats = feats.to(memory_format=torch.channels_last)
+        self.module = feats.to(self.device)
 
     def fingerprint(self) -> dict[str, Any]:
         return {
@@ -95,8 +94,9 @@ class ModuleEncoder:
             "dtype": _DTYPE_RECORD[self.dtype],
         }
 
-    def feature_suffix(self, pool: str) -> str:
-        return pool_suffix(pool, self.layer, self.default_pool)
+    def provenance(self) -> dict[str, Any]:
+        """Where the weights came from (file, layout, load mode); not part of the cache key."""
+        return dict(self._provenance)
 
     @torch.inference_mode()
     def encode_multi(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -104,7 +104,7 @@ class ModuleEncoder:
         x = images.to(self.device, torch.float32)
         if self.optimize:
             x = x.contiguous(memory_format=torch.channels_last)
-        ctx = (torch.autocast(self.device.type, dtype=DTYPES[self.dtype]) if self.dtype != "fp32"
+        ctx = (torch.autocast(self.device.type, dtype=TORCH_DTYPES[self.dtype]) if self.dtype != "fp32"
                else contextlib.nullcontext())
         with ctx:
             out = self.module(x)
@@ -115,3 +115,7 @@ class ModuleEncoder:
             raise ConfigError(f"encoder {self.name} extracts several feature choices ({', '.join(self.pools)}); "
                               "use encode_multi() (evalbench.extract.feature_choices names each choice)")
         return self.encode_multi(images)[self.pools[0]]
+
+    def feature_suffix(self, pool: str) -> str:
+        """The model-name suffix of one feature choice (the default pool keeps the plain name)."""
+        return pool_suffix(pool, self.layer, self.default_pool)

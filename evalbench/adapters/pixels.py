@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import Preprocess
+from .naming import pixels_name
 
 PIXELS_VERSION = "1"
 
@@ -19,7 +20,7 @@ class PixelsEncoder:
     def __init__(self, size: int = 16, grayscale: bool = False):
         self.size = int(size)
         self.grayscale = bool(grayscale)
-        self.name = f"pixels-{self.size}" + ("-gray" if self.grayscale else "")
+        self.name = pixels_name(self.size, self.grayscale)
         # keep_aspect=False resizes to size x size without cropping anything away
         self.preprocess = Preprocess(input_size=self.size, resize_size=self.size, keep_aspect=False)
 

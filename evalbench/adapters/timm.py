@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 
 from ..env import hub_offline
 from ..errors import CheckpointError, ConfigError, UnknownNameError
-from .base import Preprocess
+from .base import FeatureOptions, Preprocess
+from .heads import find_head, strip_head
 from .module import ModuleEncoder
+from .naming import timm_name
 
 
 def _timm():
@@ -45,8 +46,7 @@ def hub_cache_dir() -> str:
         return "~/.cache/huggingface/hub"
 
 
-def load(name: str, random_init: bool = False, optimize: bool = True, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(name: str, features: FeatureOptions, random_init: bool = False) -> ModuleEncoder:
     """`timm:NAME[.TAG]` with timm's pretrained weights (from the Hugging Face hub cache), or `random_init` on request."""
     timm = _timm()
     arch = name.partition(".")[0]
@@ -74,12 +74,8 @@ def load(name: str, random_init: bool = False, optimize: bool = True, layer: Opt
             ) from None
         cfg = model.pretrained_cfg
         source, weights = "timm", cfg.get("hf_hub_id") or f"{cfg.get('architecture', arch)}.{cfg.get('tag', '')}"
-    from .heads import find_head, strip_head
-
     head = find_head(model)
     strip_head(model, head)
     fp = {"adapter": "timm", "arch": name, "weights": weights, "source": source, "head_removed": head}
     tag = model.pretrained_cfg.get("tag") if not random_init else None
-    display = f"{arch}.{tag}" if tag else arch
-    return ModuleEncoder(display + (".random-init" if random_init else ""), model, preprocess_for(model), fp,
-                         optimize=optimize, layer=layer, pool=pool, dtype=dtype)
+    return ModuleEncoder(timm_name(arch, tag, random_init), model, preprocess_for(model), fp, features)

@@ -8,9 +8,11 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError, UnknownNameError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .base import IMAGENET_MEAN, IMAGENET_STD, FeatureOptions, Preprocess
 from .heads import find_head, strip_head
 from .module import ModuleEncoder
+from .naming import torchvision_name
+from .safeload import read_checkpoint  # one safe loader for every file we read
 
 
 def list_architectures() -> list[str]:
@@ -80,12 +82,9 @@ def fetch_weights(arch: str, weights) -> Path:
     return path
 
 
-def load(arch: str, weights: Optional[str] = None, random_init: bool = False, optimize: bool = True,
-         preprocess: Optional[Preprocess] = None, layer: Optional[str] = None,
-         pool: Optional[tuple[str, ...]] = None, dtype: Optional[str] = None) -> ModuleEncoder:
+def load(arch: str, features: FeatureOptions, weights: Optional[str] = None, random_init: bool = False,
+         preprocess: Optional[Preprocess] = None) -> ModuleEncoder:
     """`torchvision:ARCH` — pretrained weights unless `random_init` is asked for explicitly."""
-    from .checkpoint import read_checkpoint  # one safe loader for every file we read
-
     if random_init:
         source, tag = "random-init", None
         # torch's default init draws from the global RNG; a fixed generator keeps it reproducible
@@ -102,5 +101,4 @@ def load(arch: str, weights: Optional[str] = None, random_init: bool = False, op
     strip_head(model, head)
     pre = preprocess or preprocess_for(arch)
     fp = {"adapter": "torchvision", "arch": arch, "weights": tag, "source": source, "head_removed": head}
-    name = f"{arch}" + (f".{tag.lower()}" if tag else ".random-init")
-    return ModuleEncoder(name, model, pre, fp, optimize=optimize, layer=layer, pool=pool, dtype=dtype)
+    return ModuleEncoder(torchvision_name(arch, tag), model, pre, fp, features)
