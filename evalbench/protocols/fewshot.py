@@ -76,12 +76,13 @@ class FewShotLinearProtocol(Protocol):
         Param("dtype", "float32", one_of("float32", "float64")),
         Param("l2_normalize", False, boolean),
         Param("standardize", False, boolean),
+        Param("polish", True, boolean, "continue a float32 fit that stops short of tol in float64"),
     )
 
     def _probe(self, C: float) -> LinearProbe:
         p = self.params
         return LinearProbe(C=C, max_iter=p["max_iter"], tol=p["tol"], dtype=p["dtype"],
-                           l2_normalize=p["l2_normalize"], standardize=p["standardize"])
+                           l2_normalize=p["l2_normalize"], standardize=p["standardize"], polish=p["polish"])
 
     def _choose_c(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[float, Optional[dict]]:
         """C from the grid with the best mean CV accuracy (ties -> smaller C)."""

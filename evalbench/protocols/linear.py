@@ -104,8 +104,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         history_size: int = 30,
         precondition: bool = True,
         precondition_curvature: Optional[float] = None,
+        polish: bool = True,
     ):
         self.C = C
+        self.polish = polish
         self.max_iter = max_iter
         self.tol = tol
         self.dtype = dtype
@@ -189,13 +191,25 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         # is a valid preconditioner and train's Gram is close to train+val's (saves N*D^2).
         theta, info = self._fit_one(Xt, yt, self.C_, theta0, self._preconditioner(Xt, self._search_pre))
         self._search_pre = None
+        self.fit_info_, self.polish_info_ = info, None
+        if self.polish and not info.converged and Xt.dtype == torch.float32:
+            theta, self.polish_info_ = self._polish(Xt, yt, theta)
+        self.converged_ = (self.polish_info_ or info).converged
         tick()
         d = Xt.shape[1]
         self.coef_ = theta[:d].T.cpu().numpy().astype(np.float64)
         self.intercept_ = theta[d].cpu().numpy().astype(np.float64)
-        self.n_iter_ = info.n_iter
-        self.fit_info_ = info
+        self.n_iter_ = info.n_iter + (self.polish_info_.n_iter if self.polish_info_ else 0)
         return self
+
+    def _polish(self, Xt, yt, theta) -> tuple[torch.Tensor, FitInfo]:
+        """Continue a float32 fit that stopped at float32's resolution short of `tol` in float64,
+        from its solution, so the final model reaches the tolerance the protocol records
+        (the search's fits stay float32: they only rank C values)."""
+        X64, theta64 = Xt.double(), theta.double()
+        lam = 1.0 / (self.C_ * Xt.shape[0])
+        objective = sigmoid_objective if self._binary else softmax_objective
+        return fit_softmax_lbfgs(X64, yt, lam, theta64, self.tol, self.max_iter, self.history_size, objective=objective)
 
     def _preconditioner(self, Xt, like: Optional[GramPreconditioner] = None) -> Optional[GramPreconditioner]:
         """A GramPreconditioner for these fit data (G and mu from `like` when given), or None

@@ -53,6 +53,7 @@ class LinearProtocol(Protocol):
         Param("holdout_fraction", 0.1, lambda v: _fraction(v)),
         Param("device", "auto", lambda v: _device(v)),
         Param("precondition", True, boolean, "L-BFGS in Gram-whitened coordinates (same objective)"),
+        Param("polish", True, boolean, "final fit: continue in float64 when float32 stops short of tol"),
     )
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
@@ -65,6 +66,7 @@ class LinearProtocol(Protocol):
             standardize=p["standardize"], l2_normalize=p["l2_normalize"], device=p["device"],
             c_grid=p["c_grid"], bisection_steps=p["bisection_steps"], patience=p["patience"],
             holdout_fraction=p["holdout_fraction"], random_state=seed, precondition=p["precondition"],
+            polish=p["polish"],
         )
         t0 = time.perf_counter()
         val = splits.val
@@ -97,7 +99,8 @@ class LinearProtocol(Protocol):
             convergence=f"max|grad of mean-loss objective| <= tol, or no lower loss found by the line "
                         f"search (max {MAX_LS} evaluations), or {STALL_ITERS} iterations in a row with relative "
                         f"loss decrease <= {REL_FTOL[torch.float32 if p['dtype'] == 'float32' else torch.float64]:.3g}"
-                        f" (the dtype's resolution), or max_iter",
+                        f" (the dtype's resolution), or max_iter"
+                        + ("; a float32 final fit stopped short of tol continues in float64 (polish)" if p["polish"] else ""),
             device=str(probe.device_),
             reference="CLIP appendix A.3 (as in CoOp lpclip / LAION-AI CLIP_benchmark), tighter tol",
             seed=seed,
@@ -105,13 +108,26 @@ class LinearProtocol(Protocol):
         details = {
             "val_top1_by_C": [{"C": e["C"], "val_top1": e["val_top1"]} for e in probe.search_log_],
             "search_log": probe.search_log_,
-            "final_fit": {"n_iter": probe.fit_info_.n_iter, "n_evals": probe.fit_info_.n_evals,
-                          "stop": probe.fit_info_.stop_reason, "converged": probe.fit_info_.converged,
-                          "grad_max": probe.fit_info_.grad_max},
+            "final_fit": _final_fit(probe),
             "search_setup_seconds": probe.search_setup_seconds_,
             "fit_seconds": round(fit_seconds, 3),
         }
         return ProtocolOutcome(metrics=metrics, params=params, details=details, predictions=ranked_predictions(scores))
+
+
+def _final_fit(probe: LinearProbe) -> dict[str, Any]:
+    """The final fit's stop, and whether it reached the tolerance (after the float64 polish, if one ran)."""
+    def facts(info) -> dict[str, Any]:
+        return {"n_iter": info.n_iter, "n_evals": info.n_evals, "stop": info.stop_reason, "grad_max": info.grad_max}
+
+    out = {**facts(probe.fit_info_), "converged": probe.converged_}
+    if probe.polish_info_ is not None:
+        out["float64_polish"] = facts(probe.polish_info_)
+    if not probe.converged_:
+        last = probe.polish_info_ or probe.fit_info_
+        out["not_converged_because"] = (f"stopped by {last.stop_reason} with max|grad| {last.grad_max:.3g} > tol "
+                                        f"{probe.tol:g}")
+    return out
 
 
 class KNNProtocol(Protocol):
