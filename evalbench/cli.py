@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   evalbench run --model pixels --suite quick
   evalbench run --model torchvision:resnet50 --tasks digits fashion-mnist-mini
   evalbench run --model ckpt.pth --arch resnet50 --suite quick
+  evalbench run --model pixels --dataset ./my_images          (your own data: folder, list:FILE.csv, hf:ID)
+  evalbench run --model pixels --suite quick --protocols linear ridge fewshot-linear --shots 1,5,10
   evalbench leaderboard results -o leaderboards/quick.md
 """
 
@@ -44,6 +46,32 @@ def _level(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"the level must lie strictly between 0 and 1, got {value}")
     return value
+
+
+def _shots(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected shot counts like 1,5,10, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive shot counts like 1,5,10, got {text!r}")
+    return values
+
+
+def _protocol_options(args) -> dict:
+    """The few-shot / episodic settings given on the command line (evalbench.tasks.PROTOCOL_OPTIONS)."""
+    shots = [k for group in (args.shots or []) for k in group] or None
+    return {"shots": sorted(set(shots)) if shots else None, "fewshot_seeds": args.fewshot_seeds,
+            "episodes": args.episodes, "ways": args.ways}
+
+
+def _add_protocol_options(group) -> None:
+    group.add_argument("--shots", type=_shots, nargs="+", metavar="K",
+                       help="examples per class for fewshot-linear, fewshot-knn and the episodic protocols, e.g. 1,5,10 "
+                       "(one result per K: fewshot-linear-5shot, ...)")
+    group.add_argument("--fewshot-seeds", type=_positive_int, metavar="N", help="sampling tries of the few-shot protocols (default 5)")
+    group.add_argument("--episodes", type=_positive_int, metavar="N", help="episodes of the episodic protocols (default 2000)")
+    group.add_argument("--ways", type=_positive_int, metavar="N", help="classes per episode of the episodic protocols (default 5)")
 
 
 def _split_list(values: Optional[list[str]]) -> Optional[list[str]]:
@@ -94,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     w = run.add_argument_group("what to run")
     w.add_argument("--suite", help="a suite name (see `evalbench suites`)")
     w.add_argument("--tasks", nargs="+", metavar="TASK", help="task names (space or comma separated); narrows --suite")
-    w.add_argument("--protocols", nargs="+", metavar="ID", help="run only these protocol ids (e.g. linear knn)")
+    w.add_argument("--dataset", nargs="+", metavar="SPEC",
+                   help="your own data as an ad-hoc task: an image folder (ROOT/<split>/<class>/<image> or ROOT/<class>/<image>), "
+                   "list:FILE.csv (path, label, optional split columns), hf:ID[:CONFIG][@REVISION], hf:DIR (save_to_disk or local files)")
+    w.add_argument("--task-name", help="name of the --dataset task (default: data-<folder, file or id name>)")
+    w.add_argument("--protocols", nargs="+", metavar="ID",
+                   help="protocols to run: the task's ids (linear, knn) or any registered protocol (ridge, fewshot-linear, "
+                   "fewshot-knn, episodic-centroid, episodic-logreg), on any task")
+    _add_protocol_options(w)
     w.add_argument("--seed", type=int, default=0, help="seed for every random choice in the protocols (default 0)")
     w.add_argument("--force", action="store_true", help="recompute results that already exist (features still come from the cache)")
     w.add_argument("--allow-missing", action="store_true",
@@ -133,17 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    st = data_sub.add_parser("status", help="per task: data route, split variant, counts, class coverage")
-    st.add_argument("suite", choices=["vtab"], help="the suite to inspect")
+    st = data_sub.add_parser("status", help="vtab: per task data route, split variant, counts, class coverage; "
+                             "a dataset SPEC: its layout, splits, classes and counts")
+    st.add_argument("suite", metavar="vtab|SPEC", help="vtab, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
     st.add_argument("--data-root", help="where datasets live (default: $EVALBENCH_DATA)")
-    st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these export folder names (e.g. cifar dtd)")
+    st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name cifar)")
     pr = data_sub.add_parser("prepare", help="download what can be downloaded; print the manual steps for the rest")
     pr.add_argument("suite", choices=["vtab"], help="the suite to prepare")
     pr.add_argument("--root", required=True, help="the data root to fill (then pass it as --data-root or $EVALBENCH_DATA)")
-    pr.add_argument("--tasks", nargs="+", metavar="TASK", help="only these export folder names (e.g. cifar dtd)")
+    pr.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name cifar)")
 
-    sub.add_parser("tasks", help="list registered tasks, their data and protocols").add_argument(
-        "--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
+    tk = sub.add_parser("tasks", help="list registered tasks, their data and protocols (plain tab-separated lines when piped)")
+    tk.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
+    tk.add_argument("--suite", help="only the tasks of this suite")
+    tk.add_argument("--json", action="store_true", help="one JSON list of tasks (full names, options, splits, data)")
+
+    task = sub.add_parser("task", help="make task files (task new NAME --dataset SPEC)")
+    task_sub = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
+    tn = task_sub.add_parser("new", help="write the task YAML a --dataset SPEC runs as, to edit and share",
+                             description="Write DIR/NAME.yaml (DIR: --dir, else the first $EVALBENCH_TASKS entry): the "
+                             "task `evalbench run --dataset SPEC` would run, named NAME.")
+    tn.add_argument("name", metavar="NAME", help="the task's name")
+    tn.add_argument("--dataset", required=True, metavar="SPEC", help="as for run --dataset")
+    tn.add_argument("--dir", help="where to write it (default: the first $EVALBENCH_TASKS entry)")
+    tn.add_argument("--protocols", nargs="+", metavar="NAME", help="protocols to list (default: linear knn)")
+    _add_protocol_options(tn)
+    tn.add_argument("--data-root", help="where relative dataset paths are looked for (default: $EVALBENCH_DATA)")
+    tn.add_argument("--force", action="store_true", help="replace an existing file")
     sub.add_parser("suites", help="list suites and their tasks")
     return parser
 
@@ -162,6 +213,7 @@ def _cmd_run(args, console) -> int:
                   cache_dir=args.cache_dir, data_root=args.data_root, protocols=_split_list(args.protocols),
                   batch_size=args.batch_size, seed=args.seed, force=args.force, name=args.name,
                   progress=args.progress, console=console, summary=summary, allow_missing=args.allow_missing,
+                  dataset=args.dataset, task_name=args.task_name, protocol_options=_protocol_options(args),
                   **model_options)
     models = list(dict.fromkeys(df["model"])) if len(df) else [args.model]
     # several feature choices (--pool a,b) give several models: then each row names its own
@@ -247,27 +299,115 @@ def _cmd_leaderboard(args, console) -> int:
     return 0
 
 
-def _cmd_tasks(args, console) -> int:
-    from rich.table import Table
+def _data_state(source) -> tuple[Optional[str], str]:
+    """(where the data is, or None; what happens when it is not there), as the run would behave."""
+    where = source.locate()
+    if where:
+        return where, "available"
+    downloads = getattr(source, "download", False) or any(getattr(s, "download", False) and getattr(s, "supported", True)
+                                                            for _, s in getattr(source, "candidates", []))
+    if downloads:
+        return None, "not found (downloaded on first run when online)"
+    if getattr(source, "candidates", None) is not None:  # VTAB: nothing is downloaded by a run
+        return None, "not found (the run refuses; `evalbench data status vtab` / `evalbench data prepare vtab --root DIR`)"
+    return None, "not found (the run refuses)"
 
+
+def _task_rows(args) -> list[dict]:
     from .data import make_source
-    from .tasks import list_tasks
+    from .tasks import list_suites, list_tasks
 
-    table = Table(title="evalbench tasks")
-    for col in ("task", "suites", "dataset", "splits", "protocols", "data"):
-        table.add_column(col)
-    for name, t in list_tasks().items():
-        source = make_source(t.source, t.source_options, data_root=args.data_root)
-        where = source.locate()
-        ds = f"{t.source}:{t.source_options.get('name', name)}"
+    tasks = list_tasks()
+    if args.suite is not None:
+        suites = list_suites()
+        if args.suite not in suites:
+            from .errors import UnknownNameError
+
+            raise UnknownNameError("suite", args.suite, suites, hint="`evalbench suites` lists them")
+        tasks = {n: tasks[n] for n in suites[args.suite]}
+    rows = []
+    for name, t in tasks.items():
+        where, state = _data_state(make_source(t.source, t.source_options, data_root=args.data_root))
         if "partition" in t.splits:
             p = t.splits["partition"]
             splits = f"{p['pool']} -> " + "/".join(f"{k} {v}" for k, v in p["sizes"].items()) + f" (seed {p.get('seed', 0)})"
         else:
             splits = ", ".join(f"{k}={v['pool']}" + (f"[{v['size']}]" if v.get("size") else "") for k, v in t.splits.items())
-        table.add_row(name, ",".join(t.suites), ds, splits, ", ".join(e.id for e in t.protocols),
-                      f"[green]available[/] ({where})" if where else "[yellow]not found[/] (downloaded on first run when online)")
+        rows.append({"task": name, "version": t.version, "suites": list(t.suites), "group": t.group or None,
+                     "dataset": {"source": t.source, **t.source_options}, "splits": splits,
+                     "protocols": [e.id for e in t.protocols], "data": state, "where": where, "file": t.path})
+    return rows
+
+
+def _cmd_tasks(args, console) -> int:
+    import json
+
+    rows = _task_rows(args)
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return 0
+    def dataset(r):
+        opts = {k: v for k, v in r["dataset"].items() if k != "source"}
+        return f"{r['dataset']['source']}:{opts.get('name') or opts.get('task') or next(iter(opts.values()), r['task'])}"
+
+    if not sys.stdout.isatty():  # piped: one full line per task, tab-separated, never cut
+        print("\t".join(("task", "suites", "dataset", "splits", "protocols", "data")))
+        for r in rows:
+            print("\t".join((r["task"], ",".join(r["suites"]), dataset(r), r["splits"], ", ".join(r["protocols"]),
+                             f"{r['data']} ({r['where']})" if r["where"] else r["data"])))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="evalbench tasks")
+    table.add_column("task", no_wrap=True)
+    for col in ("suites", "dataset", "splits", "protocols", "data"):
+        table.add_column(col)
+    for r in rows:
+        data = f"[green]available[/] ({r['where']})" if r["where"] else f"[yellow]{r['data']}[/]"
+        table.add_row(r["task"], ",".join(r["suites"]), dataset(r), r["splits"], ", ".join(r["protocols"]), data)
     console.print(table)
+    return 0
+
+
+def _vtab_folders(names: Optional[list[str]]) -> Optional[list[str]]:
+    """Export folder names (cifar) for the names given: folder names, or the task names `run` uses (vtab-cifar100)."""
+    from .data.vtab.tasks import VTAB_TASKS
+    from .errors import UnknownNameError
+    from .tasks import list_tasks
+
+    if not names:
+        return None
+    by_task = {n: t.source_options.get("task") for n, t in list_tasks().items() if t.source == "vtab"}
+    out = []
+    for name in names:
+        folder = name if name in VTAB_TASKS else by_task.get(name)
+        if folder not in VTAB_TASKS:
+            raise UnknownNameError("VTAB task", name, [*VTAB_TASKS, *by_task])
+        out.append(folder)
+    return list(dict.fromkeys(out))
+
+
+def _cmd_own_data_status(args, console) -> int:
+    """`data status SPEC`: what a --dataset SPEC holds, as the run would read it."""
+    import numpy as np
+
+    from .data import make_source
+    from .data.spec import parse_dataset_spec
+    from .tasks import default_splits
+
+    kind, options, name = parse_dataset_spec(args.suite, args.data_root)
+    source = make_source(kind, options, data_root=args.data_root)
+    pools = source.load()
+    ident = source.identity()
+    classes = ident.get("classes") or next(iter(pools.values())).classes
+    _, note = default_splits(list(pools), args.suite)
+    console.print(f"{args.suite}: source {kind}, task name {name}; {source.locate()}", highlight=False, soft_wrap=True)
+    console.print(f"classes ({len(classes)}, {ident.get('class_index', '')}): {', '.join(map(str, classes[:20]))}"
+                  + (" ..." if len(classes) > 20 else ""), highlight=False, soft_wrap=True)
+    for pool, p in pools.items():
+        present = len(np.unique(p.labels))
+        console.print(f"  {pool}: {len(p)} images, {present}/{len(classes)} classes", highlight=False)
+    console.print(f"splits for run --dataset: {note}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -275,13 +415,10 @@ def _cmd_data(args, console) -> int:
     from rich.table import Table
 
     from .data.vtab import prepare, status_rows
-    from .data.vtab.tasks import VTAB_TASKS
-    from .errors import UnknownNameError
 
-    tasks = _split_list(args.tasks)
-    for t in tasks or []:
-        if t not in VTAB_TASKS:
-            raise UnknownNameError("VTAB task folder", t, VTAB_TASKS)
+    if args.data_command == "status" and args.suite != "vtab":
+        return _cmd_own_data_status(args, console)
+    tasks = _vtab_folders(_split_list(args.tasks))
     if args.data_command == "prepare":
         for line in prepare(args.root, tasks):
             console.print(line, highlight=False, soft_wrap=True)
@@ -304,6 +441,22 @@ def _cmd_data(args, console) -> int:
 
     console.print(f"{warnings} warning(s). Community export layout: {LAYOUT} (<root> = --data-root or $EVALBENCH_DATA). "
                   "`evalbench data prepare vtab --root DIR` downloads what it can and prints the manual steps.",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
+def _cmd_task(args, console) -> int:
+    from .protocols import get_protocol
+    from .tasks import _expand_protocols, _overrides, dataset_task_mapping, write_task_yaml
+
+    options = _protocol_options(args)
+    items = [{"name": p, **extra} if (extra := _overrides(p, options)) else p for p in _split_list(args.protocols) or []]
+    for entry in _expand_protocols(items, "--protocols") if items else ():
+        get_protocol(entry.name, entry.params)  # unknown names and bad values: one line, before writing
+    mapping = dataset_task_mapping(args.dataset, args.name, args.data_root, items or None)
+    path = write_task_yaml(mapping, args.dir, force=args.force)
+    console.print(f"wrote {path}; run it with: evalbench run --model MODEL --tasks {args.name}"
+                  + ("" if args.dir is None else f" (with {Path(args.dir).expanduser()} in $EVALBENCH_TASKS)"),
                   highlight=False, soft_wrap=True)
     return 0
 
@@ -394,7 +547,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console = Console(stderr=False, width=None if sys.stdout.isatty() else 240)
     err = Console(stderr=True)
     handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data,
-                "compare": _cmd_compare, "rescore": _cmd_rescore}
+                "compare": _cmd_compare, "rescore": _cmd_rescore, "task": _cmd_task}
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:

@@ -14,16 +14,17 @@ from .adapters import load_encoder
 from .adapters.base import Encoder, Preprocess, check_encoder
 from .cache import FeatureCache
 from .data import DataSource, ImagePool, make_source
+from .data.ragged import per_image
 from .data.splits import resolve_splits
 from .data.task_preprocess import effective_preprocess
-from .errors import ConfigError, DataUnavailableError, UnknownNameError
+from .errors import ConfigError, DataUnavailableError
 from .extract import FeatureChoice, extract_features, feature_choices
 from .protocols import Protocol, get_protocol
 from .protocols.contract import FeatureSplit, FeatureSplits
 from .results import (ModelInfo, ProtocolInfo, ResultRecord, RunRequest, TaskInfo, canonical_digest, environment,
                       read_result, result_path, slugify)
 from .scoring import intervals
-from .tasks import ProtocolEntry, TaskSpec, resolve_tasks
+from .tasks import ProtocolEntry, TaskSpec, dataset_task, resolve_tasks, select_protocols
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ class TaskPlan:
 
     def task_info(self) -> TaskInfo:
         t = self.task
-        return TaskInfo(name=t.name, version=t.version, dataset=self.source.identity(),
+        # own-data sources add where the data was read and a digest of its listing (not cache-key material)
+        provenance = getattr(self.source, "provenance", None)
+        dataset = {**self.source.identity(), **(provenance() if callable(provenance) else {})}
+        return TaskInfo(name=t.name, version=t.version, dataset=dataset,
                         splits={k: int(len(idx)) for k, (_, idx) in self.splits.items()},
                         split_definition=t.splits, num_classes=self.num_classes, file=Path(t.path).name,
                         group=t.group or None, suites=tuple(t.suites))
@@ -152,6 +156,9 @@ def evaluate(
     console=None,
     summary: Optional[RunSummary] = None,
     allow_missing: bool = False,
+    dataset: Union[str, list[str], None] = None,
+    task_name: Optional[str] = None,
+    protocol_options: Optional[dict[str, Any]] = None,
     **model_options: Any,
 ) -> pd.DataFrame:
     """Evaluate one encoder on a suite or a list of tasks; write one result JSON per (task, protocol).
@@ -162,12 +169,18 @@ def evaluate(
         output: results directory; records go to output/<model>/<task>/<protocol>.json.
         cache_dir: feature cache root (default $EVALBENCH_HOME/cache or the XDG cache).
         data_root: where datasets that are not bundled live.
-        protocols: run only these protocol ids.
+        protocols: run only these protocol ids or names; any registered protocol runs on any task
+            (with its defaults and `protocol_options`), not only those its YAML lists.
         force: recompute results even when a matching record exists (features still come from the cache).
         name: the model's name in results and leaderboards (default: the encoder's own). A name whose
             results directory holds another model's results is refused.
         allow_missing: score the tasks whose data is here and list the others in summary.missing,
             instead of refusing the whole run.
+        dataset: your own data, one spec or several: an image folder, "list:FILE.csv" or "hf:ID"
+            (evalbench.data.spec); each runs as an ad-hoc task (data-<name>, linear and knn).
+        task_name: the ad-hoc task's name (one dataset only).
+        protocol_options: shots (int or list), fewshot_seeds, episodes, ways: parameters of the
+            few-shot and episodic protocols (evalbench.tasks.PROTOCOL_OPTIONS).
         **model_options: passed to `load_encoder` (arch, random_init, input_size, ...).
 
     Returns:
@@ -177,7 +190,7 @@ def evaluate(
         EvalbenchError: unknown names, missing data or checkpoints, a name taken by another model:
             before anything is computed.
     """
-    task_specs = resolve_tasks(suite, tasks)
+    task_specs = _task_specs(suite, tasks, dataset, task_name, data_root)
     if isinstance(model, str):
         spec, encoder = model, load_encoder(model, **model_options)
     else:
@@ -186,7 +199,7 @@ def evaluate(
     summary = summary if summary is not None else RunSummary()
     # Check every task's data and protocol settings before any extraction, so a mistake in the
     # last task does not surface after an hour of work.
-    plans = plan_tasks(task_specs, protocols, data_root, allow_missing, summary)
+    plans = plan_tasks(task_specs, protocols, data_root, allow_missing, summary, protocol_options)
     ctx = RunContext(output=Path(output), cache=FeatureCache(cache_dir), batch_size=batch_size, seed=seed, force=force,
                      summary=summary)
     models = [ModelUnderTest(spec, choice, choice.name, encoder.preprocess, _provenance(encoder))
@@ -200,8 +213,19 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
+def _task_specs(suite: Optional[str], tasks: Optional[list[str]], dataset: Union[str, list[str], None],
+                task_name: Optional[str], data_root: Optional[str]) -> list[TaskSpec]:
+    """The registered tasks asked for, then one ad-hoc task per --dataset spec."""
+    specs = [dataset] if isinstance(dataset, str) else list(dataset or [])
+    if task_name and len(specs) != 1:
+        raise ConfigError("--task-name names the task of one --dataset; give exactly one")
+    named = resolve_tasks(suite, tasks) if (suite or tasks or not specs) else []
+    return named + [dataset_task(s, task_name, data_root) for s in specs]
+
+
 def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_root: Optional[str],
-               allow_missing: bool, summary: RunSummary) -> list[TaskPlan]:
+               allow_missing: bool, summary: RunSummary,
+               protocol_options: Optional[dict[str, Any]] = None) -> list[TaskPlan]:
     """Load every task's data, resolve its splits and validate its protocols; refuse missing data unless allowed."""
     plans, missing = [], []
     for task in task_specs:
@@ -212,7 +236,7 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
             missing.append((task.name, str(exc)))
             continue
         splits = resolve_splits(task.splits, pools, task.path)
-        entries = [e for e in task.protocols if not protocols or e.id in protocols or e.name in protocols]
+        entries = select_protocols(task, protocols, protocol_options)
         plans.append(TaskPlan(task, source, pools, splits, [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries]))
     if missing and not allow_missing:
         if len(missing) == 1 and len(task_specs) == 1:
@@ -221,9 +245,6 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
             f"{len(missing)} of {len(task_specs)} tasks have no data here (pass --allow-missing to score the rest): "
             + " | ".join(f"{name}: {msg}" for name, msg in missing))
     summary.missing.extend(name for name, _ in missing)
-    if protocols and not any(p.protocols for p in plans):
-        known = sorted({e.id for t in task_specs for e in t.protocols})
-        raise UnknownNameError("protocol", protocols[0], known)
     return plans
 
 
@@ -271,6 +292,7 @@ def _taken_by_other(model_dir: Path, fingerprint: dict[str, Any], own_preprocess
 def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ctx: RunContext) -> list[dict[str, Any]]:
     """Reuse the task's current records; extract what the rest need (every feature choice in one pass); run them."""
     rows, todo = [], []
+    content = plan.task_info().dataset.get("content_sha256")
     for m in models:
         info, runs = m.info(plan.task), []
         for p in plan.protocols:
@@ -278,7 +300,7 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
             existing = None if ctx.force else read_result(path)
             request = RunRequest(info.fingerprint, info.preprocess, plan.task.version, p.protocol.name,
                                  p.protocol.version, p.entry.params, ctx.seed)
-            if existing is not None and existing.answers(request):
+            if existing is not None and existing.answers(request) and existing.task.dataset.get("content_sha256") == content:
                 ctx.summary.skipped.append(f"{plan.task.name}/{p.entry.id}")
                 rows.append(existing.row("reused"))
             else:
@@ -288,7 +310,8 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
     if not todo:
         return rows
     t0 = time.perf_counter()
-    preprocess = effective_preprocess(encoder.preprocess, plan.task.preprocess)
+    # own-data pools hand over images of different sizes as ragged batches: preprocess them per size
+    preprocess = per_image(effective_preprocess(encoder.preprocess, plan.task.preprocess))
     feats = extract_splits(encoder, preprocess, [m.choice for m, _ in todo], plan, ctx)
     extract_s = time.perf_counter() - t0
     task_info = plan.task_info()

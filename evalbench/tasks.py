@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -218,7 +219,7 @@ def get_task(name: str) -> TaskSpec:
 def resolve_tasks(suite: Optional[str] = None, tasks: Optional[list[str]] = None) -> list[TaskSpec]:
     """The tasks a run covers: the suite's, narrowed to `tasks` when both are given."""
     if suite is None and not tasks:
-        raise ConfigError("name a --suite or at least one --tasks entry")
+        raise ConfigError("name a --suite, at least one --tasks entry, or --dataset SPEC (your own data)")
     if suite is not None:
         suites = list_suites()
         if suite not in suites:
@@ -233,3 +234,136 @@ def resolve_tasks(suite: Optional[str] = None, tasks: Optional[list[str]] = None
     else:
         names = list(dict.fromkeys(tasks))
     return [get_task(n) for n in names]
+
+
+# -- protocols chosen on the command line ------------------------------------------------------------
+
+# command-line protocol options -> (protocol names they apply to, parameter name)
+PROTOCOL_OPTIONS = {
+    "shots": (("fewshot-linear", "fewshot-knn", "episodic-centroid", "episodic-logreg"), "shots"),
+    "fewshot_seeds": (("fewshot-linear", "fewshot-knn"), "seeds"),
+    "episodes": (("episodic-centroid", "episodic-logreg"), "episodes"),
+    "ways": (("episodic-centroid", "episodic-logreg"), "ways"),
+}
+
+
+def _overrides(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
+    return {param: options[opt] for opt, (names, param) in PROTOCOL_OPTIONS.items()
+            if options.get(opt) is not None and protocol in names}
+
+
+def _entries_for(token: str, task: TaskSpec, registered: dict[str, str], options: dict[str, Any]) -> list[ProtocolEntry]:
+    matches = [e for e in task.protocols if e.id == token] or [e for e in task.protocols if e.name == token]
+    name = matches[0].name if matches else token
+    extra = _overrides(name, options)
+    if matches and not extra:
+        return matches
+    if name in registered:
+        base = {k: v for k, v in (matches[0].params if matches else {}).items() if k not in extra}
+        return list(_expand_protocols([{"name": name, **base, **extra}], task.path))
+    shot = re.fullmatch(r"(.+)-(\d+)shot", token)  # a result id such as fewshot-linear-5shot
+    if shot and shot.group(1) in registered and "shots" in _overrides(shot.group(1), {"shots": 1}):
+        extra = {**_overrides(shot.group(1), options), "shots": int(shot.group(2))}
+        return list(_expand_protocols([{"name": shot.group(1), **extra}], task.path))
+    raise UnknownNameError("protocol", token, set(registered) | {e.id for e in task.protocols})
+
+
+def select_protocols(task: TaskSpec, requested: Optional[list[str]] = None,
+                     options: Optional[dict[str, Any]] = None) -> tuple[ProtocolEntry, ...]:
+    """The protocol entries to run on `task`: its YAML list, or the ids / names asked for.
+
+    A requested name is first looked up among the task's entries (by id, then by protocol name);
+    any other registered protocol runs with its defaults (`fewshot-linear-5shot` with 5 shots).
+    `options` (shots, fewshot_seeds, episodes, ways) override the matching parameters; a list of
+    shots gives one entry per K, with the ids a task YAML would give them (fewshot-linear-5shot),
+    so results keep their usual names.
+
+    Raises:
+        UnknownNameError: a name that is neither the task's nor a registered protocol.
+    """
+    from .protocols import list_protocols
+
+    registered = list_protocols()
+    out: list[ProtocolEntry] = []
+    for token in dict.fromkeys(requested or [e.name for e in task.protocols]):
+        out += _entries_for(token, task, registered, options or {})
+    ids = list(dict.fromkeys(e.id for e in out))
+    return tuple(next(e for e in out if e.id == i) for i in ids)
+
+
+# -- ad-hoc tasks from a dataset spec (`run --dataset`, `task new`) ----------------------------------
+
+ADHOC_PROTOCOLS = ("linear", "knn")
+SINGLE_POOL_CUT = {"train": 0.8, "test": 0.2}
+
+
+def default_splits(pools: list[str], where: str) -> tuple[dict[str, Any], str]:
+    """The split block for the pools a source found, and a sentence saying what it means.
+
+    train + test (+ val): used as found. train + val only: val is the test split (ImageNet style).
+    One pool: a seeded, stratified 80/20 cut. Without val, the linear probe picks C on a seeded,
+    stratified 10% hold-out of train (its holdout_fraction), as the full Fashion-MNIST task does.
+    """
+    if "train" in pools and "test" in pools:
+        names = [p for p in SPLIT_NAMES if p in pools]
+        note = "splits as found" + ("" if "val" in pools else "; C on a seeded 10% hold-out of train")
+        return {p: {"pool": p} for p in names}, note
+    if "train" in pools and "val" in pools:
+        return ({"train": {"pool": "train"}, "test": {"pool": "val"}},
+                "no test split: val is the test split; C on a seeded 10% hold-out of train")
+    if len(pools) == 1:
+        return ({"partition": {"pool": pools[0], "seed": 0, "sizes": dict(SINGLE_POOL_CUT)}},
+                "one pool cut 80/20 into train/test, stratified, seed 0; C on a seeded 10% hold-out of train")
+    raise ConfigError(f"{where}: found splits {', '.join(pools)}; a task needs train and test (or train and val, "
+                      "or a single pool to cut)")
+
+
+def dataset_task_mapping(spec: str, name: Optional[str] = None, data_root: Optional[str] = None,
+                         protocols: Optional[list[Any]] = None) -> dict[str, Any]:
+    """The task YAML mapping for a --dataset SPEC (what `task new` writes and `run --dataset` runs)."""
+    from .data import make_source
+    from .data.spec import parse_dataset_spec
+
+    kind, options, default_name = parse_dataset_spec(spec, data_root)
+    source = make_source(kind, options, data_root=data_root)
+    splits, note = default_splits(source.pool_names(), spec)
+    return {"name": name or default_name, "version": 1,
+            "description": f"Your own data from --dataset {spec} ({note}).",
+            "dataset": {"source": kind, **options}, "splits": splits,
+            "protocols": list(protocols or ADHOC_PROTOCOLS)}
+
+
+def dataset_task(spec: str, name: Optional[str] = None, data_root: Optional[str] = None) -> TaskSpec:
+    """An ad-hoc task for a --dataset SPEC, validated as a task file would be.
+
+    Raises:
+        DataUnavailableError / ConfigError: not a dataset, a layout or list error (one line).
+    """
+    return parse_task(dataset_task_mapping(spec, name, data_root), f"--dataset {spec}")
+
+
+def write_task_yaml(mapping: dict[str, Any], directory: Optional[str], force: bool = False) -> Path:
+    """Write a task mapping as DIR/<name>.yaml (DIR: the first $EVALBENCH_TASKS entry by default).
+
+    Raises:
+        ConfigError: no directory, a file already there (without force), a name a registered task has.
+    """
+    if directory is None:
+        first = [p for p in os.environ.get("EVALBENCH_TASKS", "").split(os.pathsep) if p]
+        if not first:
+            raise ConfigError("task new: pass --dir DIR or set $EVALBENCH_TASKS (where `evalbench run` finds your tasks)")
+        directory = first[0]
+    path = Path(directory).expanduser() / f"{mapping['name']}.yaml"
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to replace it")
+    parse_task(mapping, str(path))  # never write a file the registry would refuse
+    clash = _registry(tuple(d for d in task_dirs() if d.is_dir())).get(mapping["name"])
+    if clash is not None and Path(clash.path).resolve() != path.resolve():
+        raise ConfigError(f"a task named {mapping['name']!r} already exists ({clash.path}); choose another NAME")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Written by `evalbench task new`; edit freely (schema: README 'Tasks and data').\n"
+              "# Change `version` whenever a change would change the numbers, so old results are not reused.\n"
+              "# Relative paths are looked for under --data-root / $EVALBENCH_DATA, then the current folder.\n")
+    path.write_text(header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True))
+    _registry.cache_clear()
+    return path

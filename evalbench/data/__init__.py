@@ -6,6 +6,9 @@ from typing import Any
 from ..errors import ConfigError, UnknownNameError
 from .base import DataSource, ImagePool
 from .bundled import BundledArrays, SklearnDigits
+from .filelist import FileList
+from .hf import HfDataset
+from .imagefolder import ImageFolder
 from .vtab.dsprites import Dsprites
 from .idx import IdxDataset
 from .vtab import Vtab
@@ -20,6 +23,9 @@ SOURCES = {
     "vtab-1k": Vtab1kExport,      # the community export (official train800/val200/test)
     "vtab-source": VtabSource,    # source datasets via torchvision, seeded stratified 800/200
     "dsprites": Dsprites,         # dSprites rendered in evalbench
+    "imagefolder": ImageFolder,   # your own data: ROOT/<split>/<class>/<image> or ROOT/<class>/<image>
+    "filelist": FileList,         # your own data: a CSV/TSV (path, label, split) or `path label` lines
+    "hf": HfDataset,              # your own data: a Hugging Face datasets dataset (Hub, save_to_disk, builders)
 }
 
 
