@@ -551,7 +551,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # messages may hold [brackets]
         return 2
     except KeyboardInterrupt:
         err.print("interrupted: finished results and cached features are kept; rerun the same command to resume")
