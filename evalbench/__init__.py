@@ -14,6 +14,7 @@ _LAZY = {
     "evaluate": ("evalbench.runner", "evaluate"),
     "list_tasks": ("evalbench.tasks", "list_tasks"),
     "list_suites": ("evalbench.tasks", "list_suites"),
+    "leaderboard_frame": ("evalbench.leaderboard", "leaderboard_frame"),
 }
 
 
@@ -32,4 +33,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["evaluate", "load_encoder", "list_tasks", "list_suites", "Encoder", "Preprocess", "EvalbenchError", "__version__"]
+__all__ = ["evaluate", "load_encoder", "list_tasks", "list_suites", "leaderboard_frame", "Encoder", "Preprocess", "EvalbenchError",
+           "__version__"]

@@ -144,11 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "model, task and protocol under DIR (e.g. the committed results/) and say which numbers differ")
     io.add_argument("--no-ci", dest="ci", action="store_false", help="show point estimates without their 95%% intervals")
 
-    lb = sub.add_parser("leaderboard", help="render markdown leaderboards from result files")
+    lb = sub.add_parser("leaderboard", help="render leaderboards (markdown, csv, parquet) from result files",
+                        description="One table per protocol, one row per model: values with the half-width of their 95% "
+                        "interval, the best model and those not separable from it in bold, unconverged fits marked.")
     lb.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
-    lb.add_argument("-o", "--output", help="write the markdown here (default: print it)")
+    lb.add_argument("-o", "--output", help="write here (default: print it; parquet and --plots need a file)")
     lb.add_argument("--metric", default="top1", help="metric to rank by (default top1)")
     lb.add_argument("--title", default="evalbench leaderboard")
+    lb.add_argument("--format", choices=["md", "csv", "parquet"], default="md",
+                    help="md (default); csv or parquet: one tidy row per (table, model, task column)")
+    lb.add_argument("--no-ci", dest="ci", action="store_false", help="values without the ± half-width of their interval")
+    lb.add_argument("--plots", action="store_true", help="also write PNG plots beside the output file (few-shot curves, "
+                    "group means); needs matplotlib: pip install 'evalbench[plots]'")
+    lb.add_argument("--strict", action="store_true", help="JSON files that are not readable result records (and unreadable "
+                    "predictions) are an error (exit 2) instead of a warning")
 
     cmp = sub.add_parser("compare", help="paired comparison of runs on the same test items",
                          description="Compare A against B (and C, ...) item by item, as A - B: per task the top-1 difference "
@@ -281,21 +290,65 @@ def _print_suite_means(args, df, summary, console) -> None:
             console.print(f"{args.suite} {line}")
 
 
+def _leaderboard_preflight(args, out: Optional[Path]) -> None:
+    """Refuse what cannot work before reading any result: plots or parquet without a file or their package."""
+    if args.plots:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+        if out is None:
+            raise EvalbenchError("--plots writes PNG files beside the output file: pass -o FILE")
+    if args.format == "parquet":
+        from .leaderboard import require_pyarrow
+
+        require_pyarrow()
+        if out is None:
+            raise EvalbenchError("--format parquet writes a binary file: pass -o FILE.parquet")
+
+
+def _leaderboard_warn(problems: list[str], what: str, strict: bool) -> None:
+    """One warning line listing the problems on stderr; an error under --strict."""
+    if not problems:
+        return
+    text = f"{len(problems)} {what}: " + "; ".join(problems)
+    if strict:
+        raise EvalbenchError(text + " (--strict)")
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def _cmd_leaderboard(args, console) -> int:
-    from .leaderboard import render_markdown, suite_task_groups
-    from .results import iter_results
+    from .leaderboard import build_leaderboard, load_records, suite_task_groups, write_frame
     from .tasks import list_tasks
 
-    records = iter_results(args.results)
-    text = render_markdown(records, args.results, metric=args.metric, title=args.title,
-                           suite_tasks=suite_task_groups(list_tasks().values()))
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        console.print(f"wrote {out} from {len(records)} result records")
+    out = Path(args.output) if args.output else None
+    _leaderboard_preflight(args, out)
+    records, skipped = load_records(args.results)
+    _leaderboard_warn(skipped, "JSON files skipped: not readable evalbench result records", args.strict)
+    board = build_leaderboard(records, args.metric, suite_task_groups(list_tasks().values()))
+    _leaderboard_warn(board.warnings, "stored predictions unusable", args.strict)
+    images = []
+    if args.plots:
+        from .plots import write_leaderboard_plots
+
+        images = write_leaderboard_plots(board.frame(), out)
+        if not images:
+            console.print("--plots: nothing to plot here (plots need few-shot K-shot protocols or a grouped suite)",
+                          markup=False, highlight=False, soft_wrap=True)
+    if args.format != "md":
+        text = write_frame(board.frame(), out, args.format)
     else:
-        print(text)
+        text = board.markdown(args.results, args.title, ci=args.ci, images=[(c, p.name) for c, p in images])
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+    if out is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+    else:
+        plots = f" and {len(images)} plots: " + ", ".join(str(p) for _, p in images) if images else ""
+        console.print(f"wrote {out} from {len(records)} result records{plots}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -489,7 +542,7 @@ def _cmd_compare(args, console) -> int:
             from .plots import forest_plot
 
             path = Path(args.plot) if len(args.runs) == 2 else Path(args.plot).with_stem(f"{Path(args.plot).stem}-{other_spec}")
-            forest_plot(rows, suites, path)
+            forest_plot(rows, suites, path, label_a=a, label_b=b)
             console.print(f"wrote {path}")
     return 0
 
@@ -551,9 +604,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:
-        from rich.markup import escape
+        from rich.markup import escape  # messages name extras like 'evalbench[plots]': not markup
 
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # messages may hold [brackets]
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted: finished results and cached features are kept; rerun the same command to resume")

@@ -1,27 +1,85 @@
-"""Results to markdown leaderboards: a pure function of the records it is given."""
+"""Results to leaderboards (markdown, a tidy frame): values with intervals and ties with the best, a pure function of the records."""
 from __future__ import annotations
 
 import hashlib
 import json
 from collections import defaultdict
-from typing import Any, Iterable, Optional, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
+from .errors import EvalbenchError
 from .results import ResultRecord, as_record
+
+ALPHA = 0.05
+DAGGER = "†"
+CONVERGENCE_NOTE = f"{DAGGER} final fit stopped before its tolerance: see the record's details.final_fit"
+FRAME_COLUMNS = ["table", "protocol", "protocol_version", "model", "task", "kind", "metric", "value", "ci_low", "ci_high",
+                 "n_test", "converged", "complete", "is_best", "separable_from_best"]
+
+
+# ---------------------------------------------------------------------------- reading result directories
+
+
+def load_records(dirs: Iterable[Path | str]) -> tuple[list[ResultRecord], list[str]]:
+    """Every result record under the given directories (sorted by path) and the JSON files skipped, with why.
+
+    Raises:
+        EvalbenchError: a directory does not exist, or a record was written by a newer evalbench.
+    """
+    records, skipped = [], []
+    for d in map(Path, dirs):
+        if not d.exists():
+            raise EvalbenchError(f"results directory {d} does not exist; run `evalbench run` first or pass the right path")
+        for path in sorted(d.rglob("*.json")):
+            rec = ResultRecord.read(path)
+            if rec is None:
+                skipped.append(f"{path} ({_why_not_a_record(path)})")
+            else:
+                records.append(rec)
+    return records, skipped
+
+
+def _why_not_a_record(path: Path) -> str:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON: {exc.msg} at line {exc.lineno}"
+    if not isinstance(data, dict) or "schema_version" not in data:
+        return "not an evalbench result record: no schema_version"
+    try:
+        ResultRecord.from_dict(data, path)
+    except ValueError as exc:
+        return f"not a readable record: {exc}"
+    return "not a readable record"
+
+
+# ---------------------------------------------------------------------------- tables of values
 
 
 def _fingerprint_text(record: ResultRecord) -> str:
     return json.dumps(record.model.fingerprint, sort_keys=True, default=str)
 
 
-def _model_label(record: ResultRecord, fingerprints_per_name: dict[str, set]) -> str:
-    name = record.model.name
-    fp = _fingerprint_text(record)
-    if len(fingerprints_per_name[name]) > 1:  # two different models share a name: tell them apart
-        return f"{name} ({hashlib.sha256(fp.encode()).hexdigest()[:8]})"
-    return name
+def _model_labeller(records: Sequence[ResultRecord]) -> Callable[[ResultRecord], str]:
+    """The row label of a record: its model name, with a fingerprint digest when two models share the name."""
+    fingerprints: dict[str, set] = defaultdict(set)
+    for r in records:
+        fingerprints[r.model.name].add(_fingerprint_text(r))
+
+    def label(record: ResultRecord) -> str:
+        if len(fingerprints[record.model.name]) > 1:
+            return f"{record.model.name} ({hashlib.sha256(_fingerprint_text(record).encode()).hexdigest()[:8]})"
+        return record.model.name
+    return label
 
 
 def _table_key(r: ResultRecord) -> tuple[str, str, str, str]:
@@ -67,50 +125,385 @@ def group_columns(df: pd.DataFrame, col_group: dict[str, str], expected: Sequenc
     return df
 
 
+@dataclass
+class Cell:
+    """One shown number: the value, its interval, test-set size, convergence and its standing against the column's best."""
+
+    value: float
+    kind: str = "task"  # task | group mean | mean
+    low: Optional[float] = None
+    high: Optional[float] = None
+    n_test: Optional[int] = None
+    converged: Optional[bool] = None
+    complete: bool = True
+    best: bool = False
+    separable: Optional[bool] = None  # from the column's best; None where no paired test was possible
+
+    @property
+    def marked(self) -> bool:
+        """Bold: the best, or not separable from it."""
+        return self.best or self.separable is False
+
+
+@dataclass
+class Board:
+    """One leaderboard table: values (models x columns, sorted, plus `complete`) and the annotated cells."""
+
+    name: str
+    protocol: str
+    protocol_version: str
+    values: pd.DataFrame
+    records: dict[tuple[str, str], ResultRecord]  # (model, task column) -> record
+    means: dict[str, list[str]]  # mean column -> the task columns it averages
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.values.columns if c != "complete"]
+
+
+def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str, label: Callable,
+           suite_tasks: Optional[dict[str, dict[str, str]]]) -> Board:
+    pid, pver, suite, variant = key
+    versions = defaultdict(set)
+    for r in recs:
+        versions[r.task.name].add(r.task.version)
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    at: dict[tuple[str, str], ResultRecord] = {}
+    col_group: dict[str, str] = {}
+    for r in recs:
+        t = r.task.name
+        col = t if len(versions[t]) == 1 else f"{t} (v{r.task.version})"
+        values[label(r)][col] = r.metric(metric)
+        at[(label(r), col)] = r
+        col_group[col] = r.task.group or ""
+    df = pd.DataFrame.from_dict(values, orient="index")
+    if suite:
+        expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
+        col_group.update(expected)
+        df = group_columns(df, col_group, list(expected))
+        groups = df.attrs["groups"]
+        means = {f"{g} mean": cols for g, cols in groups.items()}
+        means["mean"] = [c for cols in groups.values() for c in cols]
+    else:
+        df = df[sorted(df.columns)]
+        means = {"mean": list(df.columns)}
+        df["mean"] = df.mean(axis=1, skipna=True)
+        df["complete"] = df.drop(columns="mean").notna().all(axis=1)
+    df = df.sort_values(["complete", "mean"], ascending=[False, False], kind="stable")
+    df.index.name = "model"
+    return Board(_table_name(pid, pver, suite, variant), pid, pver, df, at, means)
+
+
+# ---------------------------------------------------------------------------- intervals and ties
+
+
+class _Predictions:
+    """Each record's stored predictions, loaded once; a record without usable ones gives None (and a warning)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, Optional[dict[str, np.ndarray]]] = {}
+        self.warnings: list[str] = []
+
+    def arrays(self, record: ResultRecord) -> Optional[dict[str, np.ndarray]]:
+        if id(record) not in self._cache:
+            got = None
+            if record.predictions:
+                try:
+                    got = record.load_predictions()
+                except EvalbenchError as exc:
+                    self.warnings.append(f"{exc} (no tie marks or mean interval from it)")
+            self._cache[id(record)] = got
+        return self._cache[id(record)]
+
+    def items(self, record: ResultRecord) -> Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]:
+        """(per-item score, y_true, test ids): correctness (bool) of headline predictions; few-shot: the
+        correctness averaged over seeds; episodic: per-episode accuracy (episodes are the items)."""
+        from .scoring import correct, variants
+
+        arrays = self.arrays(record)
+        if arrays is None:
+            return None
+        if "episode_top1" in arrays:
+            episodes = np.asarray(arrays["episode_top1"], dtype=np.float64) / 100.0
+            return episodes, np.arange(len(episodes)), None
+        if "y_pred" in arrays:
+            values = correct(arrays)
+        else:
+            seeds = [v for v in variants(arrays) if v.startswith("@seed")]
+            if not seeds:
+                return None
+            values = np.mean([correct(arrays, s) for s in seeds], axis=0)
+        return values, np.asarray(arrays["y_true"]), arrays.get("test_index")
+
+
+def _same_items(a: tuple, b: tuple) -> bool:
+    if a[0].shape != b[0].shape or not np.array_equal(a[1], b[1]):
+        return False
+    return a[2] is None or b[2] is None or np.array_equal(a[2], b[2])
+
+
+def _separable(best: np.ndarray, other: np.ndarray) -> bool:
+    """True when `other` is separable from `best`: exact McNemar p < alpha and a paired-bootstrap CI of the
+    difference that excludes 0 (0/1 items); the paired bootstrap alone for averaged items."""
+    from . import stats
+
+    if best.dtype == bool and other.dtype == bool:
+        if stats.mcnemar(best, other).p_value >= ALPHA:
+            return False
+        ci = stats.paired_bootstrap_diff(best, other)
+    else:
+        ci = stats.bootstrap_ci(best - other)
+    return not ci.low <= 0.0 <= ci.high
+
+
+def _annotate(board: Board, metric: str, preds: _Predictions, with_stats: bool) -> None:
+    """Fill board.cells: stored intervals, test sizes and convergence; mean intervals and tie marks from predictions."""
+    df = board.values
+    for (model, col), r in board.records.items():
+        value = df.at[model, col]
+        if pd.isna(value):
+            continue
+        low_high = r.interval(metric)
+        n = r.n_test if r.n_test is not None else r.uncertainty.get("n_test")
+        board.cells[(model, col)] = Cell(float(value), "task", *(low_high or (None, None)), n, r.converged)
+    for col, tasks in board.means.items():
+        kind = "mean" if col == "mean" else "group mean"
+        for model in df.index:
+            if pd.isna(df.at[model, col]):
+                continue
+            have = [t for t in tasks if (model, t) in board.cells]
+            cell = Cell(float(df.at[model, col]), kind, complete=len(have) == len(tasks))
+            if len(have) == 1:  # the mean of one task is that task: its interval too
+                cell.low, cell.high = board.cells[(model, have[0])].low, board.cells[(model, have[0])].high
+            elif with_stats and metric == "top1":
+                _mean_interval(cell, [board.records[(model, t)] for t in have], preds)
+            board.cells[(model, col)] = cell
+    if with_stats and metric == "top1":
+        for col in board.columns:
+            if col in board.means:
+                _mark_mean_column(board, col, preds)
+            else:
+                _mark_task_column(board, col, preds)
+
+
+def _mean_interval(cell: Cell, records: list[ResultRecord], preds: _Predictions) -> None:
+    """Bootstrap within each task's test items, then the mean (none unless every task has headline predictions)."""
+    from .scoring import suite_interval
+
+    arrays = [preds.arrays(r) for r in records]
+    if records and all(a is not None for a in arrays):
+        ci = suite_interval(arrays)
+        if ci is not None:
+            cell.low, cell.high = ci.low, ci.high
+
+
+def _mark_task_column(board: Board, col: str, preds: _Predictions) -> None:
+    entries = [(m, board.cells[(m, col)]) for m in board.values.index if (m, col) in board.cells]
+    if len(entries) < 2:
+        return
+    top = max(c.value for _, c in entries)
+    ref_model = next(m for m, c in entries if c.value == top)
+    ref = preds.items(board.records[(ref_model, col)])
+    if ref is None:  # the best has no stored predictions: nothing can be said about ties
+        return
+    for m, c in entries:
+        other = preds.items(board.records[(m, col)])
+        if other is None or not _same_items(ref, other):
+            continue
+        c.best = c.value == top
+        c.separable = False if c.best else _separable(ref[0], other[0])
+
+
+def _mark_mean_column(board: Board, col: str, preds: _Predictions) -> None:
+    tasks = board.means[col]
+    entries = [(m, board.cells[(m, col)]) for m in board.values.index
+               if (m, col) in board.cells and board.cells[(m, col)].complete]
+    if len(entries) < 2:
+        return
+    top = max(c.value for _, c in entries)
+    per_model = {m: [preds.items(board.records[(m, t)]) for t in tasks] for m, _ in entries}
+    ref_model = next(m for m, c in entries if c.value == top)
+    ref = per_model[ref_model]
+    if any(x is None for x in ref):
+        return
+    from . import stats
+
+    for m, c in entries:
+        other = per_model[m]
+        if any(x is None for x in other) or not all(_same_items(a, b) for a, b in zip(ref, other, strict=True)):
+            continue
+        c.best = c.value == top
+        if c.best:
+            c.separable = False
+            continue
+        ci = stats.paired_suite_mean_diff([a[0] for a in ref], [b[0] for b in other])
+        c.separable = not ci.low <= 0.0 <= ci.high
+
+
+# ---------------------------------------------------------------------------- the leaderboard
+
+
+@dataclass
+class Leaderboard:
+    """Every table of a set of records, annotated; render it as markdown or as a tidy frame."""
+
+    boards: list[Board]
+    metric: str
+    n_records: int
+    warnings: list[str] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per shown number: the tidy table of `leaderboard_frame`."""
+        rows = []
+        for b in self.boards:
+            for model in b.values.index:
+                for col in b.columns:
+                    c = b.cells.get((model, col))
+                    if c is not None:
+                        rows.append((b.name, b.protocol, b.protocol_version, model, col, c.kind, self.metric, c.value,
+                                     c.low, c.high, c.n_test, c.converged, c.complete, c.best if c.separable is not None else None,
+                                     c.separable))
+        df = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+        return df.astype({"value": "float64", "ci_low": "float64", "ci_high": "float64", "n_test": "Int64",
+                          "converged": "boolean", "complete": "bool", "is_best": "boolean", "separable_from_best": "boolean"})
+
+    def markdown(self, sources: Sequence[str], title: str = "evalbench leaderboard", ci: bool = True,
+                 images: Sequence[tuple[str, str]] = ()) -> str:
+        """The markdown file: a generated-file header and legend, one table per protocol (and grouped suite), then images.
+
+        Args:
+            sources: the results directories, named in the header.
+            ci: show `value ± half-width` (False: the values alone).
+            images: (caption, relative path) of plots to link at the end.
+        """
+        lines = [
+            f"<!-- Generated by `evalbench leaderboard` (evalbench {__version__}); do not edit by hand. -->",
+            f"# {title}",
+            "",
+            f"Generated from {self.n_records} result records in {', '.join(f'`{s}`' for s in sources)}. "
+            f"Metric: {self.metric} accuracy (%) on each task's test split; models sorted by the mean over tasks.",
+            "",
+            *self._legend(ci),
+            "",
+        ]
+        if not self.boards:
+            lines.append("No results found.")
+        for b in self.boards:
+            lines += _board_lines(b, ci)
+        if images:
+            lines += ["## Plots", ""]
+            for caption, path in images:
+                lines += [f"![{caption}]({path})", ""]
+        return "\n".join(lines)
+
+    def _legend(self, ci: bool) -> list[str]:
+        lines = []
+        if ci:
+            asym = any(c.low is not None and abs((c.high - c.value) - (c.value - c.low)) > 0.01
+                       for b in self.boards for c in b.cells.values())
+            shape = ("Some intervals are asymmetric around the value (bootstrap percentiles): ± is half the interval's "
+                     "width, (high − low)/2, not the distance to either bound; `--format csv` has the exact bounds."
+                     if asym else "± is half the interval's width, (high − low)/2.")
+            lines.append("- `86.10 ± 1.52`: the value and its 95% interval. Task cells: the interval stored in the record "
+                         "(bootstrap over test items; few-shot and episodic: the protocol's own over seeds or episodes). "
+                         f"Means: bootstrap within each task's test items, then the mean. {shape}")
+        lines += [
+            "- **bold**: the best model in a column and every model not separable from it on the same test items: exact "
+            f"McNemar p ≥ {ALPHA} or a paired-bootstrap 95% interval of the difference that includes 0 (few-shot and "
+            "episodic columns: the paired bootstrap alone; mean columns: the paired bootstrap of the difference of means). "
+            "Not corrected for multiple comparisons. Records without stored predictions get no marks"
+            + (" and no ±." if ci else ".") + ("" if self.metric == "top1" else
+                                              f" Marks and mean intervals are computed for top1 only, not for {self.metric}."),
+            "- `n (test)`: the first row gives each task's test-set size.",
+            f"- {DAGGER}: the final fit stopped before its tolerance (see the note under the table).",
+        ]
+        return lines
+
+
+def _cell_text(cell: Optional[Cell], ci: bool) -> str:
+    if cell is None:
+        return "–"
+    text = format_metric(cell.value, (cell.low, cell.high) if ci and cell.low is not None else None)
+    if cell.marked:
+        text = f"**{text}**"
+    if cell.converged is False:
+        text += f" {DAGGER}"
+    if not cell.complete and cell.kind != "task":
+        text += " (partial)"
+    return text
+
+
+def _board_lines(b: Board, ci: bool) -> list[str]:
+    lines = [f"## {b.name}", ""]
+    groups = b.values.attrs.get("groups", {})
+    for g, cols in groups.items():
+        lines.append(f"- **{g}** ({len(cols)} tasks): {', '.join(cols)}")
+    if groups:
+        lines += ["- **mean**: unweighted mean over all tasks; a mean marked (partial) lacks some tasks", ""]
+    cols = b.columns
+    lines.append("| model | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---:|" * len(cols))
+    lines.append("| n (test) | " + " | ".join(_n_test_text(b, c) for c in cols) + " |")
+    for model in b.values.index:
+        lines.append(f"| {model} | " + " | ".join(_cell_text(b.cells.get((model, c)), ci) for c in cols) + " |")
+    if any(c.converged is False for c in b.cells.values()):
+        lines += ["", CONVERGENCE_NOTE]
+    lines.append("")
+    return lines
+
+
+def _n_test_text(b: Board, col: str) -> str:
+    if col in b.means:
+        return ""
+    sizes = sorted({c.n_test for (_, k), c in b.cells.items() if k == col and c.n_test is not None})
+    return "/".join(str(n) for n in sizes) or "–"
+
+
+def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
+                      suite_tasks: Optional[dict[str, dict[str, str]]] = None, with_stats: bool = True) -> Leaderboard:
+    """Every table of the records with its annotations.
+
+    One table per protocol (id and version); a column is a (task, task version) pair, so results of
+    different task or protocol versions never share a column. `mean` is the unweighted mean over the
+    columns a model has; a model missing some columns gets a partial mean, flagged in `complete`.
+    Results whose tasks carry a group (VTAB: natural, specialized, structured) get their own table per
+    suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
+    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
+
+    With `with_stats` and metric top1, mean intervals and tie marks come from the stored predictions.
+    """
+    records = [as_record(r) for r in records]
+    shown = [r for r in records if r.metric(metric) is not None]
+    label = _model_labeller(shown)
+    by_table: dict[tuple[str, str, str, str], list] = defaultdict(list)
+    for r in shown:
+        by_table[_table_key(r)].append(r)
+    preds = _Predictions()
+    boards = []
+    for key, recs in sorted(by_table.items()):
+        board = _board(key, recs, metric, label, suite_tasks)
+        _annotate(board, metric, preds, with_stats)
+        boards.append(board)
+    return Leaderboard(boards, metric, len(records), preds.warnings)
+
+
 def leaderboard_tables(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
                        suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> dict[str, pd.DataFrame]:
-    """One table per protocol (id and version): rows are models, columns are tasks, plus `mean`.
+    """One table of values per protocol (and grouped suite): rows are models, columns are tasks, means and `complete`."""
+    return {b.name: b.values for b in build_leaderboard(records, metric, suite_tasks, with_stats=False).boards}
 
-    A column is a (task, task version) pair, so results of different task or protocol versions
-    never share a column. `mean` is the unweighted mean over the columns a model has; a model
-    missing some columns gets a partial mean, flagged in the `complete` column.
 
-    Results whose tasks carry a group (VTAB: natural, specialized, structured) get their own table
-    per suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
-    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
+def leaderboard_frame(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
+                      suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> pd.DataFrame:
+    """The leaderboard as a tidy table, one row per shown number.
+
+    Columns: table, protocol, protocol_version, model, task (a task column, `<group> mean` or
+    `mean`), kind (task | group mean | mean), metric, value, ci_low, ci_high (the 95% interval; NA
+    when none), n_test, converged (NA when the protocol has no final fit), complete (False for a
+    partial mean), is_best and separable_from_best (NA where no paired test was possible).
     """
-    records = [r for r in map(as_record, records) if r.metric(metric) is not None]
-    fingerprints: dict[str, set] = defaultdict(set)
-    for r in records:
-        fingerprints[r.model.name].add(_fingerprint_text(r))
-    by_protocol: dict[tuple[str, str, str, str], list] = defaultdict(list)
-    for r in records:
-        by_protocol[_table_key(r)].append(r)
-    tables = {}
-    for (pid, pver, suite, variant), recs in sorted(by_protocol.items()):
-        versions = defaultdict(set)
-        for r in recs:
-            versions[r.task.name].add(r.task.version)
-        cells: dict[str, dict[str, float]] = defaultdict(dict)
-        col_group: dict[str, str] = {}
-        for r in recs:
-            t = r.task.name
-            col = t if len(versions[t]) == 1 else f"{t} (v{r.task.version})"
-            cells[_model_label(r, fingerprints)][col] = r.metric(metric)
-            col_group[col] = r.task.group or ""
-        df = pd.DataFrame.from_dict(cells, orient="index")
-        if suite:
-            expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
-            col_group.update(expected)
-            df = group_columns(df, col_group, list(expected))
-        else:
-            df = df[sorted(df.columns)]
-            df["mean"] = df.mean(axis=1, skipna=True)
-            df["complete"] = df.drop(columns="mean").notna().all(axis=1)
-        df = df.sort_values(["complete", "mean"], ascending=[False, False], kind="stable")
-        df.index.name = "model"
-        tables[_table_name(pid, pver, suite, variant)] = df
-    return tables
+    return build_leaderboard(records, metric, suite_tasks).frame()
 
 
 def format_metric(v: Any, interval: Optional[Sequence[float]] = None) -> str:
@@ -122,39 +515,45 @@ def format_metric(v: Any, interval: Optional[Sequence[float]] = None) -> str:
     return f"{v:.2f} ± {(interval[1] - interval[0]) / 2:.2f}"
 
 
-def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = "top1", title: str = "evalbench leaderboard",
-                    suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> str:
+def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = "top1",
+                    title: str = "evalbench leaderboard", suite_tasks: Optional[dict[str, dict[str, str]]] = None,
+                    ci: bool = True) -> str:
     """The leaderboard as markdown: a generated-file header, then one table per protocol (and grouped suite)."""
-    tables = leaderboard_tables(records, metric, suite_tasks)
-    lines = [
-        f"<!-- Generated by `evalbench leaderboard` (evalbench {__version__}); do not edit by hand. -->",
-        f"# {title}",
-        "",
-        f"Generated from {len(records)} result records in {', '.join(f'`{s}`' for s in sources)}. "
-        f"Metric: {metric} accuracy (%) on each task's test split; models sorted by the mean over tasks.",
-        "",
-    ]
-    if not tables:
-        lines.append("No results found.")
-    for name, df in tables.items():
-        lines += [f"## {name}", ""]
-        for g, cols in df.attrs.get("groups", {}).items():
-            lines.append(f"- **{g}** ({len(cols)} tasks): {', '.join(cols)}")
-        if df.attrs.get("groups"):
-            lines += ["- **mean**: unweighted mean over all tasks; a mean marked (partial) lacks some tasks", ""]
-        cols = [c for c in df.columns if c != "complete"]
-        lines.append("| model | " + " | ".join(cols) + " |")
-        lines.append("|---|" + "---:|" * len(cols))
-        for model, row in df.iterrows():
-            vals = [format_metric(row[c]) for c in cols]
-            for g, tasks in df.attrs.get("groups", {}).items():
-                if row[tasks].isna().any() and row[tasks].notna().any():
-                    vals[cols.index(f"{g} mean")] += " (partial)"
-            if not row["complete"]:
-                vals[-1] += " (partial)"
-            lines.append(f"| {model} | " + " | ".join(vals) + " |")
-        lines.append("")
-    return "\n".join(lines)
+    return build_leaderboard(records, metric, suite_tasks).markdown(sources, title, ci)
+
+
+def require_pyarrow() -> None:
+    """Raises EvalbenchError (one line naming the package) when pyarrow, which parquet needs, is missing."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise EvalbenchError("--format parquet needs pyarrow, which is not installed: pip install pyarrow") from None
+
+
+def write_frame(frame: pd.DataFrame, path: Optional[Path | str], fmt: str) -> str:
+    """Write the tidy frame as csv or parquet to `path`; returns the csv text when `path` is None (csv only).
+
+    Raises:
+        EvalbenchError: parquet without pyarrow or without a path.
+    """
+    if fmt == "parquet":
+        require_pyarrow()
+        if path is None:
+            raise EvalbenchError("parquet is a binary format: give a file to write")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+        return ""
+    if fmt != "csv":
+        raise EvalbenchError(f"unknown table format {fmt!r}; use md, csv or parquet")
+    text = frame.to_csv(index=False)
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+# ---------------------------------------------------------------------------- run summaries
 
 
 def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = "top1") -> list[str]:

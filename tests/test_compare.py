@@ -98,3 +98,13 @@ def test_rescore_recomputes_the_stored_metrics_and_detects_a_changed_file(tmp_pa
     record.predictions_path.write_bytes(record.predictions_path.read_bytes()[:-10])
     assert main(["rescore", str(out)]) == 2
     assert "does not match the digest" in capsys.readouterr().err
+
+
+def test_compare_draws_a_forest_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    write_run(tmp_path, "a", ["t1", "t2"])
+    write_run(tmp_path, "b", ["t1", "t2"], flip=30)
+    png = tmp_path / "forest.png"
+    assert main(["compare", "a", "b", "--results", str(tmp_path), "--plot", str(png)]) == 0
+    assert f"wrote {png}" in " ".join(capsys.readouterr().out.split())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

@@ -53,3 +53,35 @@ def test_run_summary_lines():
             {"task": "s1", "protocol": "linear", "top1": 60.0}]
     assert group_summary(rows, GROUPS) == [
         "linear: mean 73.33 (partial: 3 of 6 tasks); natural 80.00; specialized 60.00; structured –"]
+
+
+def test_group_means_get_suite_bootstrap_intervals_and_tie_marks(tmp_path):
+    from test_leaderboard import planted, write_record
+
+    from evalbench.leaderboard import build_leaderboard
+    from evalbench.results import iter_results
+    from evalbench.scoring import suite_interval
+
+    root = tmp_path / "results"
+    for task, group in GROUPS.items():
+        y, a = planted(n=200, wrong=20)
+        write_record(root, "a", task, y, a, interval=(86.0, 94.0), group=group, suites=("vtab",))
+        b = planted(n=200, wrong=20, differ=40 if group == "structured" else 1)[1]
+        write_record(root, "b", task, y, b, interval=(60.0, 80.0) if group == "structured" else (85.0, 94.0),
+                     group=group, suites=("vtab",))
+    records = iter_results([root])
+    text = build_leaderboard(records, suite_tasks={"vtab": GROUPS}).markdown(["results"])
+
+    def half(model, tasks):
+        ci = suite_interval([r.load_predictions() for r in records if r.model.name == model and r.task.name in tasks])
+        return f"{(ci.high - ci.low) / 2:.2f}"
+
+    nat, struct = ["n1", "n2"], ["t1", "t2", "t3"]
+    assert "| n (test) | 200 | 200 |  | 200 |  | 200 | 200 | 200 |  |  |" in text
+    assert (f"| a | **90.00 ± 4.00** | **90.00 ± 4.00** | **90.00 ± {half('a', nat)}** | **90.00 ± 4.00** | **90.00 ± 4.00** "
+            f"| **90.00 ± 4.00** | **90.00 ± 4.00** | **90.00 ± 4.00** | **90.00 ± {half('a', struct)}** "
+            f"| **90.00 ± {half('a', GROUPS)}** |") in text
+    # b: 1 item of 200 apart on natural and specialized tasks (tied), 40 apart on structured ones (separable)
+    assert (f"| b | **89.50 ± 4.50** | **89.50 ± 4.50** | **89.50 ± {half('b', nat)}** | **89.50 ± 4.50** "
+            f"| **89.50 ± 4.50** | 70.00 ± 10.00 | 70.00 ± 10.00 | 70.00 ± 10.00 | 70.00 ± {half('b', struct)} "
+            f"| 79.75 ± {half('b', GROUPS)} |") in text
