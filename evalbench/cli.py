@@ -284,7 +284,10 @@ def _print_suite_means(args, df, summary, console) -> None:
 
     if summary.missing:
         console.print(f"[yellow]skipped for lack of data ({len(summary.missing)}):[/] {', '.join(summary.missing)}")
-    groups = suite_task_groups(list_tasks().values()).get(args.suite or "")
+    tasks = list_tasks()
+    groups = suite_task_groups(tasks.values()).get(args.suite or "")
+    if not groups and args.suite and len(df) > 1:  # an ungrouped suite: the mean over its tasks
+        groups = {name: "" for name, t in tasks.items() if args.suite in t.suites}
     if groups and len(df):
         for line in group_summary(df.to_dict("records"), groups):
             console.print(f"{args.suite} {line}")

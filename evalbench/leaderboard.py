@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import EvalbenchError
-from .results import ResultRecord, as_record
+from .results import ResultRecord, as_record, read_result
 
 ALPHA = 0.05
 DAGGER = "†"
@@ -561,26 +561,54 @@ def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], m
 
     Args:
         rows: dicts with task, protocol and the metric (e.g. the rows `evaluate` returns).
-        task_groups: every task of the suite -> its group (what a complete run covers).
+        task_groups: every task of the suite -> its group (what a complete run covers); tasks
+            without a group ("") count in the mean only.
     """
     by_protocol: dict[str, dict[str, float]] = defaultdict(dict)
+    paths: dict[str, dict[str, str]] = defaultdict(dict)
     for r in rows:
         if r["task"] in task_groups and r.get(metric) is not None and r[metric] == r[metric]:
             by_protocol[r["protocol"]][r["task"]] = float(r[metric])
+            if r.get("path"):
+                paths[r["protocol"]][r["task"]] = r["path"]
     lines = []
     groups = list(dict.fromkeys(task_groups.values()))
     for pid, scores in sorted(by_protocol.items()):
-        parts = [f"{g} {_partial_mean(scores, [t for t, tg in task_groups.items() if tg == g])}" for g in groups]
-        lines.append(f"{pid}: mean {_partial_mean(scores, list(task_groups))}; " + "; ".join(parts))
+        def mean(tasks: list[str], pid: str = pid, scores: dict = scores) -> str:
+            return _partial_mean(scores, tasks, paths[pid] if metric == "top1" else {})
+        parts = [f"{g} {mean([t for t, tg in task_groups.items() if tg == g])}" for g in groups if g]
+        lines.append(f"{pid}: mean {mean(list(task_groups))}" + "".join(f"; {p}" for p in parts))
     return lines
 
 
-def _partial_mean(scores: dict[str, float], tasks: list[str]) -> str:
-    """The mean of `tasks`' scores, marked partial when some lack; a dash when none has one."""
+def _partial_mean(scores: dict[str, float], tasks: list[str], paths: Optional[dict[str, str]] = None) -> str:
+    """The mean of `tasks`' scores, marked partial when some lack; a dash when none has one. With
+    the records' paths, `± half-width` of the suite-mean interval (bootstrap within each task)."""
     got = [scores[t] for t in tasks if t in scores]
     if not got:
         return "–"
-    return f"{sum(got) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" (partial: {len(got)} of {len(tasks)} tasks)")
+    text = f"{sum(got) / len(got):.2f}"
+    ci = _suite_ci_from_paths([paths[t] for t in tasks if t in scores and t in paths]) if paths else None
+    if ci is not None and len(ci[1]) == len(got):
+        text += f" ± {(ci[0].high - ci[0].low) / 2:.2f}"
+    return text + ("" if len(got) == len(tasks) else f" (partial: {len(got)} of {len(tasks)} tasks)")
+
+
+def _suite_ci_from_paths(paths: list[str]):
+    """(interval, the arrays used) of the suite mean over these records' stored predictions, or None."""
+    from .scoring import suite_interval
+
+    arrays = []
+    for p in paths:
+        record = read_result(p)
+        if record is None or not record.predictions:
+            return None
+        try:
+            arrays.append(record.load_predictions())
+        except EvalbenchError:
+            return None
+    ci = suite_interval(arrays)
+    return None if ci is None else (ci, arrays)
 
 
 def suite_task_groups(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:

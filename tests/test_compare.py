@@ -108,3 +108,17 @@ def test_compare_draws_a_forest_plot(tmp_path, capsys):
     assert main(["compare", "a", "b", "--results", str(tmp_path), "--plot", str(png)]) == 0
     assert f"wrote {png}" in " ".join(capsys.readouterr().out.split())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_suite_summary_carries_the_bootstrap_interval_of_the_mean(tmp_path):
+    from evalbench.leaderboard import group_summary
+    from evalbench.scoring import suite_interval
+
+    write_run(tmp_path, "a", ["t1", "t2"])
+    records = iter_results([tmp_path])
+    rows = [r.row() for r in records]
+    ci = suite_interval([r.load_predictions() for r in records])
+    (line,) = group_summary(rows, {"t1": "g", "t2": "g", "t3": ""})
+    assert line.startswith("linear: mean 90.00 (partial: 2 of 3 tasks); g 90.00 ± ")
+    (full,) = group_summary(rows, {"t1": "", "t2": ""})
+    assert full == f"linear: mean 90.00 ± {(ci.high - ci.low) / 2:.2f}"
