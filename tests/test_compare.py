@@ -119,6 +119,7 @@ def test_suite_summary_carries_the_bootstrap_interval_of_the_mean(tmp_path):
     rows = [r.row() for r in records]
     ci = suite_interval([r.load_predictions() for r in records])
     (line,) = group_summary(rows, {"t1": "g", "t2": "g", "t3": ""})
-    assert line.startswith("linear: mean 90.00 (partial: 2 of 3 tasks); g 90.00 ± ")
+    hw = f"{(ci.high - ci.low) / 2:.2f}"
+    assert line == f"linear: mean 90.00 ± {hw} (partial: 2 of 3 tasks); g 90.00 ± {hw}"
     (full,) = group_summary(rows, {"t1": "", "t2": ""})
     assert full == f"linear: mean 90.00 ± {(ci.high - ci.low) / 2:.2f}"
