@@ -21,3 +21,15 @@ class TinyEncoder:
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return images.flatten(1) @ self.weight
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process: (exit code, stdout with whitespace collapsed, stderr).
+
+    rich wraps long lines at the terminal width; tests compare text with whitespace collapsed.
+    """
+    from evalbench.cli import main
+
+    code = main(args)
+    out = capsys.readouterr()
+    return code, " ".join(out.out.split()), out.err

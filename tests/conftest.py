@@ -20,6 +20,12 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def dirs(tmp_path):
+    """A results directory and a feature cache of the test's own."""
+    return {"out": tmp_path / "results", "cache": tmp_path / "cache"}
+
+
+@pytest.fixture
 def tiny_encoder():
     return TinyEncoder()
 

@@ -11,20 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from evalbench.cli import main
-
-
-def run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    # rich wraps long lines at the terminal width; compare text with whitespace collapsed
-    return code, " ".join(out.out.split()), out.err
-
-
-@pytest.fixture
-def dirs(tmp_path):
-    return {"out": tmp_path / "results", "cache": tmp_path / "cache"}
+from _helpers import run_cli as run
 
 
 def pixels_digits(dirs, *extra):

@@ -8,20 +8,10 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from _helpers import run_cli as run
 from _own_data import csv_list, image_folder, saved_dataset, write_image
 
 from evalbench.cli import main
-
-
-def run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, " ".join(out.out.split()), out.err
-
-
-@pytest.fixture
-def dirs(tmp_path):
-    return {"out": tmp_path / "results", "cache": tmp_path / "cache"}
 
 
 def pixels(dirs, *args):
