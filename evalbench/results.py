@@ -357,6 +357,18 @@ def _git_commit() -> Optional[str]:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _cpu_model() -> Optional[str]:
+    """The CPU's model name from /proc/cpuinfo (None where it does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def environment(device: str) -> dict[str, Any]:
     """Versions and machine facts that can change a number."""
     import numpy
@@ -386,6 +398,11 @@ def environment(device: str) -> dict[str, Any]:
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        # float32 results depend on the kernels the CPU selects (MKL picks its code path from
+        # the CPU, ATen its vector width), not on the thread count: these say which ran.
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_overrides": {k: os.environ[k] for k in ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ} or None,
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
     }

@@ -75,7 +75,8 @@ def test_pixels_baseline_matches_sklearn_and_brute_force_knn(dirs, capsys):
 
     trainval = np.concatenate([feats["train"], feats["val"]])
     y_trainval = np.concatenate([labels["train"], labels["val"]])
-    # sklearn converged tightly: at its default tol=1e-4 it stops early at large C (PROTOCOLS.md)
+    # sklearn converged tightly: at its default tol=1e-4 it stops early at large C
+    # (docs/protocols.md, "Convergence tolerance")
     clf = LogisticRegression(C=linear["protocol"]["params"]["C"], max_iter=10000, tol=1e-8).fit(trainval, y_trainval)
     sk_top1 = 100 * (clf.predict(feats["test"]) == labels["test"]).mean()
     assert abs(linear["metrics"]["top1"] - sk_top1) <= 0.5

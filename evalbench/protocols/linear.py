@@ -12,15 +12,21 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..errors import ProtocolInputError
 from .lbfgs import (
-    SMALL_WORK, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond, sigmoid_objective,
+    _few_threads_if_small,
+    FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond, sigmoid_objective,
     softmax_objective,
 )
 from .metrics import check_class_labels, check_n_features, stratified_holdout
 
-#: Preconditioning pays only when the two N*D*K GEMMs dominate an evaluation: below this,
-#: its per-evaluation D^2*K float64 mapping costs about what the saved iterations save
-#: (fashion-mnist-mini pixels, 5000 x 784 x 10: 14.7 s vs 14.95 s; digits slower).
-PRECONDITION_MIN_WORK = SMALL_WORK
+#: Smallest N*D*K preconditioned (when N > D); 1e8 before linear v5. Plain L-BFGS warm-started
+#: near its optimum takes steepest-descent steps whose loss decrease (~1e-7 relative) sits at
+#: the float32 rounding floor, so the stall / no-progress stops fired after 1-3 iterations on
+#: one CPU's BLAS kernel and after 37 on another, and the C search compared unfinished fits
+#: (docs/protocols.md, "Linear probe"); whitened coordinates take unit quasi-Newton steps from
+#: the first iteration. Below ~1e7 the per-evaluation overhead of the mapping dominates
+#: (measured: fashion-mnist-mini pixels, 5000 x 784 x 10, 20-45% faster preconditioned; digits
+#: 1000 x 64 x 10 and 1078 x 768 x 10, 15-50% slower).
+PRECONDITION_MIN_WORK = 1e7
 
 #: Preconditioner curvature for two classes: the sigmoid loss's p(1-p) at the zero start
 #: (the multinomial default is 1/K).
@@ -59,7 +65,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         max_iter: L-BFGS iterations per fit (sklearn's max_iter).
         tol: max-abs gradient tolerance on the mean-loss objective (sklearn's tol scale).
             1e-6 by default: sklearn's 1e-4 stops far from the optimum at large C and makes
-            warm starts return without iterating (PROTOCOLS.md, "Convergence tolerance").
+            warm starts return without iterating (docs/protocols.md, "Convergence tolerance").
         dtype: "float32" (default, fast on CPU) or "float64".
         standardize: subtract the mean and divide by the std (from the fit data) first.
         l2_normalize: L2-normalise each row first (before standardize).
@@ -255,6 +261,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         t0 = time.perf_counter()
         pre = self._search_pre = self._preconditioner(Xt)
         self.search_setup_seconds_ = round(time.perf_counter() - t0, 3)  # Gram of the fit data
+        # Validation logits in float64: the argmax is a discrete decision, and float32 GEMM
+        # rounding (which differs between BLAS kernels) must not break its near-ties.
+        Xv64 = Xvt.double()
         sols: dict[float, torch.Tensor] = {}  # log10(C) -> theta
         accs: dict[float, float] = {}
 
@@ -262,9 +271,10 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             starts, names = self._warm_starts(sols, logc, Xt)
             t0 = time.perf_counter()
             theta, info = self._fit_one(Xt, yt, 10.0 ** logc, starts, pre)
-            with torch.no_grad():
+            # One thread, as in the fits: on small problems OpenMP wake-ups cost more (ms) than the GEMM.
+            with torch.no_grad(), _few_threads_if_small(Xv64, len(self.classes_)):
                 d = Xt.shape[1]
-                pred = self._predicted_index(torch.addmm(theta[d], Xvt, theta[:d]))
+                pred = self._predicted_index(torch.addmm(theta[d].double(), Xv64, theta[:d].double()))
                 acc = float(100.0 * (pred == yvt).double().mean())
             sols[logc], accs[logc] = theta, acc
             self.search_log_.append({

@@ -36,7 +36,12 @@ class LinearProtocol(Protocol):
     # 4: coarse fits may start from the path extrapolated in log10(C) (lower objective wins);
     #    class-major GEMMs (same objective; float32 fits stop at slightly different points)
     # 5: two classes fit sklearn's binary model (one weight vector, sigmoid loss) instead of two
-    #    softmax columns, which equalled sklearn at twice the C; 3+ classes unchanged bit for bit
+    #    softmax columns, which equalled sklearn at twice the C; Gram preconditioning from
+    #    N*D*K >= 1e7 (was 1e8) when N > D: plain warm-started float32 fits stopped at the rounding
+    #    floor after 1-3 iterations on some BLAS kernels and not on others, so the chosen C
+    #    depended on the CPU; float64 validation logits for the C choice; a float32 final fit
+    #    that stops short of tol continues in float64 (polish); `reference` names CoOp lpclip
+    #    (CLIP_benchmark trains an AdamW head instead)
     version = "5"
     description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
                    "refit on train+val")
@@ -94,7 +99,7 @@ class LinearProtocol(Protocol):
             objective=OBJECTIVE,
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch"
                    + ("; preconditioned: W = L^-T V, b = u/sqrt(c) - mu.W with L L^T = c*G + lam*I, "
-                      "G the centred Gram of the fit data, c = 1/K (exact reparametrisation; used when N > D and N*D*K >= 1e8)"
+                      "G the centred Gram of the fit data, c = 1/K (exact reparametrisation; used when N > D and N*D*K >= 1e7)"
                       if p["precondition"] else ""),
             convergence=f"max|grad of mean-loss objective| <= tol, or no lower loss found by the line "
                         f"search (max {MAX_LS} evaluations), or {STALL_ITERS} iterations in a row with relative "
@@ -102,7 +107,8 @@ class LinearProtocol(Protocol):
                         f" (the dtype's resolution), or max_iter"
                         + ("; a float32 final fit stopped short of tol continues in float64 (polish)" if p["polish"] else ""),
             device=str(probe.device_),
-            reference="CLIP appendix A.3 (as in CoOp lpclip / LAION-AI CLIP_benchmark), tighter tol",
+            reference="CLIP appendix A.3 C search (as in CoOp lpclip/linear_probe.py), scikit-learn's objective, "
+                      "tighter tol; see docs/protocols.md",
             seed=seed,
         )
         details = {
@@ -185,7 +191,7 @@ class RidgeProtocol(Protocol):
     """big_vision closed-form ridge regression on standardised features."""
 
     name = "ridge"
-    version = "1"
+    version = "2"  # 2: `reference` names the file big_vision's ridge lives in (fewshot_lsr.py); same numbers
     description = "big_vision closed-form ridge regression onto +-1 one-hot targets, L2=2^10, fit on train+val"
     params_spec = (Param("l2", 2.0 ** 10, positive_float),)
 
@@ -199,7 +205,7 @@ class RidgeProtocol(Protocol):
             fit_on="train+val",
             preprocessing="standardise with train+val mean and std + 1e-5, append constant feature 100 (bias)",
             targets="2*onehot - 1", solver="float64 closed form (primal or dual, whichever is smaller)",
-            reference="google-research/big_vision evaluators/fewshot.py", seed=seed,
+            reference="google-research/big_vision big_vision/evaluators/fewshot_lsr.py", seed=seed,
         )
         return ProtocolOutcome(metrics=metrics, params=params, predictions=ranked_predictions(scores))
 
