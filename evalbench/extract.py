@@ -258,12 +258,18 @@ def _commit(todo: list[_Pending], done: dict, labels, ranges, cache: FeatureCach
     out = {}
     for p in todo:
         entry = cache.commit(p.key, p.material, labels, ranges, {"encoder_name": p.choice.name})
-        zero_rows = int((np.abs(entry.features).max(axis=1) == 0).sum()) if len(entry.features) else 0
+        zero_rows = _zero_rows(entry.features)
         if zero_rows:
             log.warning("%s (%s): %d feature rows are all zero", description, p.choice.name, zero_rows)
         encoded = sum(stop - start for start, stop in ranges if (start, stop) not in done[p.key])
         out[p.choice.key] = CachedFeatures(entry.features, entry.labels, p.key, encoded)
     return out
+
+
+def _zero_rows(features: np.ndarray) -> int:
+    """All-zero rows, counted shard by shard: no temporary the size of the whole matrix."""
+    step = shard_size()
+    return sum(int((~features[s:s + step].any(axis=1)).sum()) for s in range(0, len(features), step))
 
 
 class PlainProgress:
