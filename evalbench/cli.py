@@ -143,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--reference", metavar="DIR", help="after the run, check each result against the record of the same "
                     "model, task and protocol under DIR (e.g. the committed results/) and say which numbers differ")
     io.add_argument("--no-ci", dest="ci", action="store_false", help="show point estimates without their 95%% intervals")
+    sc = run.add_argument_group("scale (multi-GPU: torchrun --nproc-per-node N -m evalbench run ...)")
+    sc.add_argument("--num-workers", type=int, metavar="N",
+                    help="DataLoader workers that read and preprocess images (default: CPU cores - 1, at most 8; "
+                         "0 on 2 cores or fewer; 0 = in process). Features do not depend on it")
+    sc.add_argument("--device", help="auto (default: CUDA when available), cpu, cuda or cuda:N, for extraction and the "
+                                     "probes that take a device (linear); under torchrun each rank uses its local GPU")
+    sc.add_argument("--dry-run", action="store_true", help="print the plan (images to extract vs cached, bytes to write, "
+                                                           "estimated extraction time from one timed batch, probe cost) "
+                                                           "and exit without computing")
 
     lb = sub.add_parser("leaderboard", help="render leaderboards (markdown, csv, parquet) from result files",
                         description="One table per protocol, one row per model: values with the half-width of their 95% "
@@ -212,18 +221,26 @@ def _cmd_run(args, console) -> int:
     from rich.table import Table
 
     from .leaderboard import format_metric
+    from .errors import ConfigError
     from .runner import RunSummary, evaluate
 
+    if args.num_workers is not None and args.num_workers < 0:
+        raise ConfigError(f"--num-workers {args.num_workers}: must be 0 or more")
     summary = RunSummary()
     model_options = {k: getattr(args, k) for k in ("arch", "weights", "random_init", "input_size", "crop_pct",
                                                     "interpolation", "mean", "std", "optimize", "resize",
                                                     "checkpoint_key", "trust_checkpoint", "layer", "pool", "dtype")}
+    if args.dry_run:
+        return _dry_run(args, model_options, console)
     df = evaluate(args.model, suite=args.suite, tasks=_split_list(args.tasks), output=args.output,
                   cache_dir=args.cache_dir, data_root=args.data_root, protocols=_split_list(args.protocols),
                   batch_size=args.batch_size, seed=args.seed, force=args.force, name=args.name,
                   progress=args.progress, console=console, summary=summary, allow_missing=args.allow_missing,
                   dataset=args.dataset, task_name=args.task_name, protocol_options=_protocol_options(args),
-                  **model_options)
+                  num_workers=args.num_workers, device=args.device,
+                  report_every=None if sys.stderr.isatty() else 30.0, **model_options)
+    if summary.rank != 0:  # torchrun: rank 0 reports
+        return 0
     models = list(dict.fromkeys(df["model"])) if len(df) else [args.model]
     # several feature choices (--pool a,b) give several models: then each row names its own
     lead = ["model"] if len(models) > 1 else []
@@ -252,6 +269,19 @@ def _cmd_run(args, console) -> int:
         _print_reference_check(df, Path(args.reference), console)
     console.print(f"features: {summary.extracted} samples extracted, {summary.reused} reused from the cache; "
                   f"results: {len(summary.computed)} computed, {len(summary.skipped)} already up to date; written under {args.output}/")
+    return 0
+
+
+def _dry_run(args, model_options: dict, console) -> int:
+    """`run --dry-run`: the plan and its cost, one plain line per split and protocol; nothing computed."""
+    from .dryrun import dry_run, format_rows, matmul_flops_per_s
+
+    rows = dry_run(args.model, suite=args.suite, tasks=_split_list(args.tasks), cache_dir=args.cache_dir,
+                   data_root=args.data_root, protocols=_split_list(args.protocols), batch_size=args.batch_size,
+                   device=args.device, allow_missing=args.allow_missing, dataset=args.dataset, task_name=args.task_name,
+                   protocol_options=_protocol_options(args), name=args.name, **model_options)
+    for line in format_rows(rows, matmul_flops_per_s(args.device)):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     return 0
 
 

@@ -9,6 +9,9 @@ per batch, so `--pool cls,mean,last4` costs one forward pass.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -19,6 +22,7 @@ import torch
 from .adapters.base import Encoder, Preprocess
 from .cache import CachedFeatures, FeatureCache, feature_key
 from .data.base import ImagePool
+from .distributed import SINGLE, DistContext
 from .errors import EvalbenchError
 
 log = logging.getLogger(__name__)
@@ -58,28 +62,75 @@ def _to_numpy(t: Any, encoder_name: str, n: int) -> np.ndarray:
     return feats
 
 
-def _encode_range(encoder: Encoder, preprocess: Preprocess, pool: ImagePool, indices: np.ndarray, keys: list[Optional[str]],
-                  batch_size: int, advance) -> dict[Optional[str], np.ndarray]:
-    """Features of `indices` for each choice key, from one forward pass per batch."""
-    out: dict[Optional[str], list[np.ndarray]] = {k: [] for k in keys}
-    for start in range(0, len(indices), batch_size):
-        batch_idx = indices[start:start + batch_size]
+class _ShardBatches(torch.utils.data.Dataset):
+    """The batches of the shard ranges to encode, in order, as a map-style dataset: item i is
+    (shard position, preprocessed batch). Batches never cross a shard boundary, so each shard's
+    rows come out whole and in order whatever the worker count."""
+
+    def __init__(self, pool: ImagePool, preprocess: Preprocess, indices: np.ndarray,
+                 ranges: Sequence[tuple[int, int]], batch_size: int):
+        self.pool, self.preprocess, self.indices = pool, preprocess, indices
+        self.items = [(pos, s, min(s + batch_size, stop)) for pos, (start, stop) in enumerate(ranges)
+                      for s in range(start, stop, batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        pos, start, stop = self.items[i]
+        with torch.no_grad():  # inference tensors may not cross process boundaries; no_grad ones can
+            return pos, self.preprocess(self.pool.batch(self.indices[start:stop]))
+
+
+def default_num_workers() -> int:
+    """DataLoader workers when not told: the CPU cores this process may use, less one for the main
+    process, at most 8 (0, the in-process path, on one or two cores where workers only compete)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def _batches(dataset: _ShardBatches, num_workers: int, pin: bool):
+    """Dataset items in order: in this process (0 workers) or from DataLoader workers with prefetch."""
+    if num_workers <= 0 or len(dataset) <= 1:
+        return (dataset[i] for i in range(len(dataset)))
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
+                                            pin_memory=pin, prefetch_factor=4, persistent_workers=False))
+
+
+def _check_batch(encoder: Encoder, got: dict, keys: list[Optional[str]], batch_idx: np.ndarray) -> dict:
+    out = {}
+    for k in keys:
+        if k not in got:
+            raise EvalbenchError(f"encoder {encoder.name}: encode_multi() returned {sorted(got)}, lacking {k!r}")
+        feats = _to_numpy(got[k], encoder.name, len(batch_idx))
+        bad = ~np.isfinite(feats).all(axis=1)
+        if bad.any():
+            raise EvalbenchError(
+                f"encoder {encoder.name} produced NaN or inf features for {int(bad.sum())} samples "
+                f"(first: sample {int(batch_idx[np.argmax(bad)])}); extract in float32 (--dtype fp32) or check the weights"
+            )
+        out[k] = feats
+    return out
+
+
+def _encode_ranges(encoder: Encoder, preprocess: Preprocess, pool: ImagePool, indices: np.ndarray,
+                   ranges: Sequence[tuple[int, int]], keys: list[Optional[str]], batch_size: int, advance,
+                   num_workers: int, on_shard) -> None:
+    """Encode each range (one forward pass per batch serves every choice key) and hand each finished
+    range's features to `on_shard(range, {key: (n, D)})`; at most one shard is held in memory."""
+    dataset = _ShardBatches(pool, preprocess, indices, ranges, batch_size)
+    pin = str(getattr(encoder, "device", "cpu")).startswith("cuda")
+    parts: dict[Optional[str], list[np.ndarray]] = {k: [] for k in keys}
+    for i, (pos, x) in enumerate(_batches(dataset, num_workers, pin)):
+        _, start, stop = dataset.items[i]
         with torch.inference_mode():
-            x = preprocess(pool.batch(batch_idx))
             got = {None: encoder.encode(x)} if keys == [None] else encoder.encode_multi(x)
-        for k in keys:
-            if k not in got:
-                raise EvalbenchError(f"encoder {encoder.name}: encode_multi() returned {sorted(got)}, lacking {k!r}")
-            feats = _to_numpy(got[k], encoder.name, len(batch_idx))
-            bad = ~np.isfinite(feats).all(axis=1)
-            if bad.any():
-                raise EvalbenchError(
-                    f"encoder {encoder.name} produced NaN or inf features for {int(bad.sum())} samples "
-                    f"(first: sample {int(batch_idx[np.argmax(bad)])}); extract in float32 (--dtype fp32) or check the weights"
-                )
-            out[k].append(feats)
-        advance(len(batch_idx))
-    return {k: np.concatenate(v) for k, v in out.items()}
+        for k, feats in _check_batch(encoder, got, keys, indices[start:stop]).items():
+            parts[k].append(feats)
+        advance(stop - start)
+        if stop == ranges[pos][1]:
+            on_shard(ranges[pos], {k: np.concatenate(v) for k, v in parts.items()})
+            parts = {k: [] for k in keys}
 
 
 @dataclass
@@ -102,6 +153,10 @@ def extract_features(
     batch_size: int = 64,
     progress=None,
     description: str = "extract",
+    *,
+    num_workers: int = 0,
+    dist: DistContext = SINGLE,
+    report_every: Optional[float] = None,
 ) -> dict[Optional[str], CachedFeatures]:
     """Features of `pool[indices]` for every choice, read from the cache or extracted into it.
 
@@ -110,60 +165,138 @@ def extract_features(
         choices: from `feature_choices`; all are produced by the same forward passes.
         dataset_identity: facts naming the data (source identity, pool name and digest).
         progress: a running rich Progress, or None.
+        num_workers: DataLoader workers that read and preprocess batches (0: in this process).
+            Features and their order do not depend on it.
+        dist: under torchrun, this rank's place: each rank encodes its share of the shards, rank 0
+            commits after a barrier, and every rank returns the committed entries. Call it on
+            every rank with the same arguments.
+        report_every: print a plain progress line to stderr every so many seconds (logs).
 
     Returns:
         {choice.key: CachedFeatures} with memory-mapped features; `extracted` counts the samples
-        encoded in this call for that choice.
+        encoded in this call for that choice (by all ranks together).
     """
     indices = np.asarray(indices, dtype=np.int64)
     labels = pool.labels[indices].astype(np.int64)
     keyed = [(c, *feature_key(c.fingerprint, preprocess.to_dict(), dataset_identity, indices)) for c in choices]
-    results = {c.key: hit for c, key, _ in keyed if (hit := cache.read(key, labels)) is not None}
-    todo = [_Pending(c, key, material) for c, key, material in keyed if c.key not in results]
-    if not todo:
-        return results
+    ranges = [(s, min(s + shard_size(), len(indices))) for s in range(0, len(indices), shard_size())]
+    options = dict(batch_size=batch_size, progress=progress, description=description, num_workers=num_workers,
+                   report_every=report_every)
     with ExitStack() as locks:
-        for p in sorted(todo, key=lambda p: p.key):  # one global order: two runs never deadlock
-            locks.enter_context(cache.lock(p.key))
-        for p in list(todo):  # another process may have finished some while we waited
-            hit = cache.read(p.key, labels)
-            if hit is not None:
-                results[p.choice.key] = hit
-                todo.remove(p)
+        plan = None
+        if dist.is_main:
+            results = {c.key: hit for c, key, _ in keyed if (hit := cache.read(key, labels)) is not None}
+            todo = [_Pending(c, key, material) for c, key, material in keyed if c.key not in results]
+            for p in sorted(todo, key=lambda p: p.key):  # one global order: two runs never deadlock
+                locks.enter_context(cache.lock(p.key))
+            for p in list(todo):  # another process may have finished some while we waited
+                hit = cache.read(p.key, labels)
+                if hit is not None:
+                    results[p.choice.key] = hit
+                    todo.remove(p)
+            plan = {p.key: sorted(cache.completed_shards(p.key)) for p in todo}
+        # every rank works from rank 0's view of the cache, taken under its locks
+        plan = dist.broadcast(plan)
+        todo = [_Pending(c, key, material) for c, key, material in keyed if key in plan]
         if todo:
-            results.update(_extract_pending(encoder, preprocess, todo, pool, indices, labels, cache, batch_size,
-                                            progress, description))
-    return results
+            done = {p.key: set(plan[p.key]) for p in todo}
+            _encode_missing(encoder, preprocess, todo, done, pool, indices, ranges, cache, dist, options)
+        dist.barrier()  # every rank's shards are on disk
+        committed = _commit(todo, done if todo else {}, labels, ranges, cache, description) if dist.is_main and todo else {}
+    dist.barrier()  # rank 0 has committed
+    if dist.is_main:
+        return {**results, **committed}
+    out = {}
+    for c, key, _ in keyed:
+        hit = cache.read(key, labels)
+        if hit is None:
+            raise EvalbenchError(f"{description}: rank {dist.rank} cannot read cache entry {key[:12]} that rank 0 "
+                                 "committed; do all ranks share the cache directory (--cache-dir)?")
+        out[c.key] = hit
+    return out
 
 
-def _extract_pending(encoder, preprocess, todo: list[_Pending], pool, indices, labels, cache: FeatureCache,
-                     batch_size: int, progress, description: str) -> dict[Optional[str], CachedFeatures]:
-    """Encode the shards any pending choice lacks (resuming interrupted ones), then commit each entry."""
-    ranges = [(s, min(s + SHARD_SIZE, len(indices))) for s in range(0, len(indices), SHARD_SIZE)]
-    done = {p.key: cache.completed_shards(p.key) for p in todo}
-    needed = [r for r in ranges if any(r not in done[p.key] for p in todo)]
+def shard_size() -> int:
+    """Samples per shard: SHARD_SIZE, or $EVALBENCH_SHARD_SIZE (tests, tuning). Changing it only
+    means an interrupted entry's finished shards are not reused."""
+    return int(os.environ.get("EVALBENCH_SHARD_SIZE") or SHARD_SIZE)
+
+
+def _encode_missing(encoder, preprocess, todo: list[_Pending], done: dict, pool, indices, ranges, cache: FeatureCache,
+                    dist: DistContext, options: dict) -> None:
+    """Encode this rank's shards that some pending choice lacks (resuming interrupted ones)."""
+    needed = [r for r in dist.my_ranges(ranges) if any(r not in done[p.key] for p in todo)]
+    total = sum(stop - start for start, stop in needed)
+    progress, description = options["progress"], options["description"]
+    if dist.active:
+        description += f" [rank {dist.rank}/{dist.world_size}]"
     task_id = None
     if progress is not None:
-        task_id = progress.add_task(description, total=len(indices),
-                                    completed=len(indices) - sum(stop - start for start, stop in needed))
-    advance = (lambda n: progress.advance(task_id, n)) if task_id is not None else (lambda n: None)
-    keys = [p.choice.key for p in todo]
-    for start, stop in needed:
-        feats = _encode_range(encoder, preprocess, pool, indices[start:stop], keys, batch_size, advance)
+        task_id = progress.add_task(description, total=total)
+    ticker = PlainProgress(description, total, options["report_every"])
+
+    def advance(n: int) -> None:
+        if task_id is not None:
+            progress.advance(task_id, n)
+        ticker.advance(n)
+
+    def on_shard(r: tuple[int, int], feats: dict) -> None:
         for p in todo:
-            if (start, stop) not in done[p.key]:
-                cache.write_shard(p.key, start, stop, feats[p.choice.key])
+            if r not in done[p.key]:
+                cache.write_shard(p.key, r[0], r[1], feats[p.choice.key])
+
+    _encode_ranges(encoder, preprocess, pool, indices, needed, [p.choice.key for p in todo], options["batch_size"],
+                   advance, options["num_workers"], on_shard)
+    ticker.finish()
+    if task_id is not None:
+        progress.update(task_id, visible=False)
+
+
+def _commit(todo: list[_Pending], done: dict, labels, ranges, cache: FeatureCache,
+            description: str) -> dict[Optional[str], CachedFeatures]:
+    """Assemble and publish each pending entry from its shards (rank 0)."""
     out = {}
     for p in todo:
         entry = cache.commit(p.key, p.material, labels, ranges, {"encoder_name": p.choice.name})
-        zero_rows = int((np.abs(entry.features).max(axis=1) == 0).sum()) if len(entry.features) else 0
+        zero_rows = _zero_rows(entry.features)
         if zero_rows:
             log.warning("%s (%s): %d feature rows are all zero", description, p.choice.name, zero_rows)
-        encoded = sum(stop - start for start, stop in needed if (start, stop) not in done[p.key])
+        encoded = sum(stop - start for start, stop in ranges if (start, stop) not in done[p.key])
         out[p.choice.key] = CachedFeatures(entry.features, entry.labels, p.key, encoded)
-    if task_id is not None:
-        progress.update(task_id, visible=False)
     return out
+
+
+def _zero_rows(features: np.ndarray) -> int:
+    """All-zero rows, counted shard by shard: no temporary the size of the whole matrix."""
+    step = shard_size()
+    return sum(int((~features[s:s + step].any(axis=1)).sum()) for s in range(0, len(features), step))
+
+
+class PlainProgress:
+    """A plain progress line on stderr every `every` seconds (None: silent), for logs where no bar renders."""
+
+    def __init__(self, description: str, total: int, every: Optional[float]):
+        self.description, self.total, self.every = description, total, every
+        self.done = 0
+        self.t0 = self.last = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.every is not None and now - self.last >= self.every:
+            self.last = now
+            self._print(now)
+
+    def finish(self) -> None:
+        if self.every is not None and self.total:
+            self._print(time.monotonic())
+
+    def _print(self, now: float) -> None:
+        elapsed = max(now - self.t0, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        print(f"{self.description}: {self.done}/{self.total} images, {rate:.1f}/s, elapsed {elapsed:.0f} s, "
+              f"eta {eta:.0f} s", file=sys.stderr, flush=True)
 
 
 def extract_one(encoder: Encoder, pool: ImagePool, indices: np.ndarray, dataset_identity: dict[str, Any],

@@ -17,8 +17,9 @@ from .data import DataSource, ImagePool, make_source
 from .data.ragged import per_image
 from .data.splits import resolve_splits
 from .data.task_preprocess import effective_preprocess
+from .distributed import SINGLE, DistContext, init_distributed, place_encoder, resolve_device, shutdown
 from .errors import ConfigError, DataUnavailableError
-from .extract import FeatureChoice, extract_features, feature_choices
+from .extract import FeatureChoice, default_num_workers, extract_features, feature_choices
 from .protocols import Protocol, get_protocol
 from .protocols.contract import FeatureSplit, FeatureSplits
 from .results import (ModelInfo, ProtocolInfo, ResultRecord, RunRequest, TaskInfo, canonical_digest, environment,
@@ -39,6 +40,7 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # tasks left out for lack of data (--allow-missing)
     notes: list[str] = field(default_factory=list)  # one-line notices (a model renamed to avoid a collision)
+    rank: int = 0  # this process's rank under torchrun (only rank 0 runs protocols and writes results)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ class RunContext:
     summary: RunSummary
     progress: Any = None  # a running rich Progress, or None
     environment: dict[str, Any] = field(default_factory=dict)  # collected once, at the first record
+    num_workers: int = 0  # DataLoader workers for extraction (0: in process)
+    device: Optional[str] = None  # --device for the probes that take one (None: their own default)
+    dist: DistContext = SINGLE  # under torchrun: this rank; extraction is split, protocols run on rank 0
+    report_every: Optional[float] = None  # seconds between plain progress lines (logs), None: none
 
     def env(self, device: str) -> dict[str, Any]:
         if not self.environment:
@@ -159,6 +165,9 @@ def evaluate(
     dataset: Union[str, list[str], None] = None,
     task_name: Optional[str] = None,
     protocol_options: Optional[dict[str, Any]] = None,
+    num_workers: Optional[int] = None,
+    device: Optional[str] = None,
+    report_every: Optional[float] = None,
     **model_options: Any,
 ) -> pd.DataFrame:
     """Evaluate one encoder on a suite or a list of tasks; write one result JSON per (task, protocol).
@@ -181,6 +190,13 @@ def evaluate(
         task_name: the ad-hoc task's name (one dataset only).
         protocol_options: shots (int or list), fewshot_seeds, episodes, ways: parameters of the
             few-shot and episodic protocols (evalbench.tasks.PROTOCOL_OPTIONS).
+        num_workers: DataLoader workers reading and preprocessing images (default: from the CPU
+            count, `extract.default_num_workers`; 0: in this process). Features do not depend on it.
+        device: auto, cpu, cuda or cuda:N for extraction (encoders built on a torch module) and for
+            the probes that take a device (linear). Default: CUDA when available. Under torchrun
+            each rank takes its local GPU and extracts its share of every split; rank 0 runs the
+            protocols and writes the results.
+        report_every: seconds between plain progress lines on stderr (for logs); None: none.
         **model_options: passed to `load_encoder` (arch, random_init, input_size, ...).
 
     Returns:
@@ -197,19 +213,27 @@ def evaluate(
         spec = getattr(model, "spec", None) or f"object:{type(model).__module__}.{type(model).__qualname__}"
         encoder = check_encoder(model, "the encoder object")
     summary = summary if summary is not None else RunSummary()
+    dist = init_distributed(device or "auto")
+    summary.rank = dist.rank
+    if device is not None or dist.active:
+        place_encoder(encoder, resolve_device(device, dist.local_rank))
     # Check every task's data and protocol settings before any extraction, so a mistake in the
     # last task does not surface after an hour of work.
     plans = plan_tasks(task_specs, protocols, data_root, allow_missing, summary, protocol_options)
     ctx = RunContext(output=Path(output), cache=FeatureCache(cache_dir), batch_size=batch_size, seed=seed, force=force,
-                     summary=summary)
+                     summary=summary, num_workers=default_num_workers() if num_workers is None else num_workers,
+                     device=device, dist=dist, report_every=report_every)
     models = [ModelUnderTest(spec, choice, choice.name, encoder.preprocess, _provenance(encoder))
               for choice in feature_choices(encoder, name or encoder.name)]
     models = [_claim_name(m, ctx, explicit=bool(name)) for m in models]
     rows = []
-    with _progress(progress, console) as bar:
-        ctx.progress = bar
-        for plan in plans:
-            rows += _run_task(encoder, models, plan, ctx)
+    try:
+        with _progress(progress and dist.is_main, console) as bar:
+            ctx.progress = bar
+            for plan in plans:
+                rows += _run_task(encoder, models, plan, ctx)
+    finally:
+        shutdown(dist)
     return pd.DataFrame(rows)
 
 
@@ -314,6 +338,8 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
     preprocess = per_image(effective_preprocess(encoder.preprocess, plan.task.preprocess))
     feats = extract_splits(encoder, preprocess, [m.choice for m, _ in todo], plan, ctx)
     extract_s = time.perf_counter() - t0
+    if not ctx.dist.is_main:  # the other ranks only help extract
+        return rows
     task_info = plan.task_info()
     for m, runs in todo:
         splits = {name: per_choice[m.choice.key] for name, per_choice in feats.items()}
@@ -323,7 +349,8 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
                                 num_classes=plan.num_classes)
         test_index = plan.splits["test"][1]
         for p, path in runs:
-            record, predictions = run_protocol(p, fsplits, m.info(plan.task), task_info, ctx,
+            _announce_cost(p, fsplits, ctx.device)
+            record, predictions = run_protocol(_on_device(p, ctx.device), fsplits, m.info(plan.task), task_info, ctx,
                                                cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
                                                device=str(getattr(encoder, "device", "cpu")), test_index=test_index)
             record = record.write(path, predictions)
@@ -341,12 +368,44 @@ def extract_splits(encoder: Encoder, preprocess: Preprocess, choices: list[Featu
         identity = {**plan.source.identity(), "pool": pool_name, "pool_sha256": pool.digest()}
         got = extract_features(encoder, preprocess, choices, pool, idx, identity, ctx.cache,
                                batch_size=ctx.batch_size, progress=ctx.progress,
-                               description=f"extract {plan.task.name}/{split_name}")
+                               description=f"extract {plan.task.name}/{split_name}", num_workers=ctx.num_workers,
+                               dist=ctx.dist, report_every=ctx.report_every)
         # images run through the encoder (one pass serves every choice) and feature rows read back
         ctx.summary.extracted += max(f.extracted for f in got.values())
         ctx.summary.reused += sum(len(idx) - f.extracted for f in got.values())
         feats[split_name] = got
     return feats
+
+
+def _on_device(planned: PlannedProtocol, device: Optional[str]) -> PlannedProtocol:
+    """The protocol with --device applied when it takes a device (its YAML entry, and so the reuse
+    of existing results, unchanged)."""
+    proto = planned.protocol
+    if device is None or "device" not in proto.params or proto.params["device"] == device:
+        return planned
+    return PlannedProtocol(planned.entry, get_protocol(planned.entry.name, {**planned.entry.params, "device": device}))
+
+
+#: A linear probe on CPU estimated to take longer than this says so before it starts.
+ANNOUNCE_PROBE_S = 600
+
+
+def _announce_cost(planned: PlannedProtocol, splits: FeatureSplits, device: Optional[str]) -> None:
+    """Warn up front when a C search on the CPU will take long (ImageNet scale), rather than running silently for hours."""
+    grid = planned.protocol.params.get("c_grid")
+    if not grid or planned.protocol.params.get("C", 0) is not None:
+        return
+    from .dryrun import linear_probe_seconds, matmul_flops_per_s
+
+    dev = planned.protocol.params.get("device") if device is None else device
+    if resolve_device(dev).type != "cpu":
+        return
+    n = splits.train.X.shape[0] + (splits.val.X.shape[0] if splits.val is not None else 0)
+    cost = n * splits.train.X.shape[1] * splits.num_classes * (len(grid) + int(planned.protocol.params.get("bisection_steps", 0)) + 1)
+    seconds = linear_probe_seconds(cost, matmul_flops_per_s("cpu"))
+    if seconds > ANNOUNCE_PROBE_S:
+        log.warning("%s on CPU: n x d x classes x fits = %.3g; roughly %.1f h on this machine; "
+                    "--device cuda runs it on a GPU", planned.entry.id, cost, seconds / 3600)
 
 
 def run_protocol(planned: PlannedProtocol, splits: FeatureSplits, model: ModelInfo, task: TaskInfo, ctx: RunContext,

@@ -79,7 +79,7 @@ def test_interrupted_extraction_resumes_and_matches(tmp_path, digits_pool, tiny_
 
     cache = FeatureCache(tmp_path / "run")
     calls = {"n": 0}
-    original = extract_mod._encode_range
+    original = cache.write_shard
 
     def crash_on_third_shard(*args, **kwargs):
         calls["n"] += 1
@@ -87,12 +87,12 @@ def test_interrupted_extraction_resumes_and_matches(tmp_path, digits_pool, tiny_
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(extract_mod, "_encode_range", crash_on_third_shard)
+    monkeypatch.setattr(cache, "write_shard", crash_on_third_shard)
     with pytest.raises(KeyboardInterrupt):
         extract_one(tiny_encoder, digits_pool, idx, IDENTITY, cache)
     assert len(cache.completed_shards(reference.key)) == 2
     assert cache.read(reference.key, digits_pool.labels[idx]) is None  # nothing half-written looks valid
-    monkeypatch.setattr(extract_mod, "_encode_range", original)
+    monkeypatch.setattr(cache, "write_shard", original)
     resumed = extract_one(tiny_encoder, digits_pool, idx, IDENTITY, cache)
     assert resumed.extracted == 150
     assert np.array_equal(np.asarray(resumed.features), np.asarray(reference.features))

@@ -19,6 +19,10 @@ TIE_MARGIN = 16
 #: block whatever the train size, and keeps the matmul large enough to run at full speed.
 BLOCK_FLOATS = 2 ** 25
 
+#: Train rows per similarity block of the torch backend: with query blocks of BLOCK_FLOATS / TRAIN_CHUNK
+#: rows, memory is bounded whatever the train and query sizes (1.28M ImageNet train features included).
+TRAIN_CHUNK = 2 ** 17
+
 BACKENDS = ("auto", "faiss", "torch")
 
 #: What fills the top 5 when a query's k neighbours vote for fewer than 5 classes.
@@ -179,15 +183,31 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
     def _search(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         """The kk largest similarities (any order, any choice among ties) and their indices."""
         if self.backend_ == "faiss":
-            return self.index_.search(q, kk)
-        block = max(1, min(len(q), BLOCK_FLOATS // max(1, self.n_train_)))
+            return self.index_.search(q, kk)  # faiss blocks queries and train rows itself
+        # query blocks x train chunks: the similarity block stays under BLOCK_FLOATS whatever the train size
+        chunk = min(self.n_train_, TRAIN_CHUNK)
+        block = max(1, min(len(q), BLOCK_FLOATS // chunk))
         qt = torch.from_numpy(q if q.flags.writeable else q.copy())
         sims = np.empty((len(q), kk), np.float32)
         idx = np.empty((len(q), kk), np.int64)
         for start in range(0, len(q), block):
-            s, i = torch.topk(torch.mm(qt[start:start + block], self.index_.T), kk, dim=1)
+            s, i = self._search_block(qt[start:start + block], kk, chunk)
             sims[start:start + block], idx[start:start + block] = s.numpy(), i.numpy()
         return sims, idx
+
+    def _search_block(self, qb: torch.Tensor, kk: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top kk of one query block, merged over train chunks (the kk largest of the union of each chunk's kk largest)."""
+        best_s = best_i = None
+        for t0 in range(0, self.n_train_, chunk):
+            part = self.index_[t0:t0 + chunk]
+            s, i = torch.topk(torch.mm(qb, part.T), min(kk, part.shape[0]), dim=1)
+            i += t0
+            if best_s is not None:
+                s, i = torch.cat([best_s, s], 1), torch.cat([best_i, i], 1)
+                s, pos = torch.topk(s, min(kk, s.shape[1]), dim=1)
+                i = torch.gather(i, 1, pos)
+            best_s, best_i = s, i
+        return best_s, best_i
 
     def _votes(self, sims: np.ndarray, idx: np.ndarray, ks: list[int]):
         """Yield (k, votes (n, n_classes) float64) for each k in increasing order."""
