@@ -9,17 +9,19 @@ per batch, so `--pool cls,mean,last4` costs one forward pass.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+from filelock import Timeout
 
 from .adapters.base import Encoder, Preprocess
 from .cache import CachedFeatures, FeatureCache, feature_key
 from .data.base import ImagePool
-from .errors import EvalbenchError
+from .errors import ConfigError, EvalbenchError, UserCodeError, describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,62 @@ def feature_choices(encoder: Encoder, name: str) -> list[FeatureChoice]:
     fingerprint carries `pool: choice`. Any other encoder has one choice: `encode()`, under `name`.
     """
     pools = tuple(getattr(encoder, "pools", ()) or ())
-    fingerprint = encoder.fingerprint()
+    fingerprint = call_encoder(encoder, "fingerprint")
+    if not isinstance(fingerprint, Mapping):
+        raise UserCodeError(f"{encoder_origin(encoder)}: fingerprint() returned {type(fingerprint).__name__}; it must "
+                            "return a dict of everything that changes the features")
+    fingerprint = dict(fingerprint)
     if len(pools) <= 1 or not callable(getattr(encoder, "encode_multi", None)):
         return [FeatureChoice(None, name, fingerprint)]
-    suffix = getattr(encoder, "feature_suffix", lambda p: f"@{p}")
-    return [FeatureChoice(p, name + suffix(p), {**fingerprint, "pool": p}) for p in pools]
+    suffix = getattr(encoder, "feature_suffix", None)
+    return [FeatureChoice(p, name + (call_encoder(encoder, "feature_suffix", p) if callable(suffix) else f"@{p}"),
+                          {**fingerprint, "pool": p}) for p in pools]
 
 
-def _to_numpy(t: Any, encoder_name: str, n: int) -> np.ndarray:
-    feats = t.detach().to("cpu", torch.float32).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+def encoder_origin(encoder: Any) -> str:
+    """How an error names the encoder: its model spec when it was built from one."""
+    spec = getattr(encoder, "spec", None)
+    return f"model {spec!r}" if spec else f"encoder {getattr(encoder, 'name', type(encoder).__name__)!r}"
+
+
+def call_encoder(encoder: Any, method: str, *args: Any) -> Any:
+    """Call a method of an encoder (adapter code, often the user's): its exception becomes one clear line.
+
+    The original exception stays attached as the cause; `evalbench --debug` prints its traceback.
+    """
+    try:
+        return getattr(encoder, method)(*args)
+    except EvalbenchError:
+        raise
+    except Exception as exc:
+        fix = ("lower --batch-size" if "out of memory" in str(exc).lower()
+               else "fix the adapter, or rerun with --debug for the traceback")
+        raise UserCodeError(f"{encoder_origin(encoder)}: {method}() raised {describe_exception(exc)}; {fix}") from exc
+
+
+def _to_numpy(t: Any, encoder: Encoder, method: str, n: int) -> np.ndarray:
+    """(n, D) float32 from a tensor or a numpy array (a natural thing for an adapter to return), else a clear error."""
+    bad = f"{encoder_origin(encoder)}: {method}() returned {type(t).__name__}, not a (B, D) tensor or numpy array"
+    if not isinstance(t, (torch.Tensor, np.ndarray)) and not hasattr(t, "__array__"):
+        raise UserCodeError(bad)
+    try:
+        feats = t.detach().to("cpu", torch.float32).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserCodeError(f"{bad} of numbers ({describe_exception(exc)})") from exc
     if feats.ndim != 2 or feats.shape[0] != n:
-        raise EvalbenchError(f"encoder {encoder_name} returned shape {feats.shape} for a batch of {n}; encode() must return (B, D)")
+        raise UserCodeError(f"{encoder_origin(encoder)}: {method}() returned shape {tuple(feats.shape)} for a batch of {n}; "
+                            "it must return (B, D)")
     return feats
+
+
+def _nan_fix(encoder: Encoder) -> str:
+    """What to try about NaN features: fp32 only when the run is not already fp32."""
+    dtype = getattr(encoder, "dtype", None)
+    if dtype in ("bf16", "fp16"):
+        return f"extract in float32 (--dtype fp32 instead of {dtype}) or check the weights"
+    if dtype == "fp32":
+        return "the run is already float32: check the weights (a diverged or damaged checkpoint) and --mean/--std"
+    return "check the encoder's weights and its encode()"
 
 
 def _encode_range(encoder: Encoder, preprocess: Preprocess, pool: ImagePool, indices: np.ndarray, keys: list[Optional[str]],
@@ -66,16 +112,21 @@ def _encode_range(encoder: Encoder, preprocess: Preprocess, pool: ImagePool, ind
         batch_idx = indices[start:start + batch_size]
         with torch.inference_mode():
             x = preprocess(pool.batch(batch_idx))
-            got = {None: encoder.encode(x)} if keys == [None] else encoder.encode_multi(x)
+            method = "encode" if keys == [None] else "encode_multi"
+            got = call_encoder(encoder, method, x)
+        got = {None: got} if keys == [None] else got
+        if not isinstance(got, dict):
+            raise UserCodeError(f"{encoder_origin(encoder)}: encode_multi() returned {type(got).__name__}; it must return "
+                                "{choice: (B, D) features}")
         for k in keys:
             if k not in got:
-                raise EvalbenchError(f"encoder {encoder.name}: encode_multi() returned {sorted(got)}, lacking {k!r}")
-            feats = _to_numpy(got[k], encoder.name, len(batch_idx))
+                raise UserCodeError(f"{encoder_origin(encoder)}: encode_multi() returned {sorted(map(str, got))}, lacking {k!r}")
+            feats = _to_numpy(got[k], encoder, method, len(batch_idx))
             bad = ~np.isfinite(feats).all(axis=1)
             if bad.any():
                 raise EvalbenchError(
-                    f"encoder {encoder.name} produced NaN or inf features for {int(bad.sum())} samples "
-                    f"(first: sample {int(batch_idx[np.argmax(bad)])}); extract in float32 (--dtype fp32) or check the weights"
+                    f"{encoder_origin(encoder)} produced NaN or inf features for {int(bad.sum())} samples "
+                    f"(first: sample {int(batch_idx[np.argmax(bad)])}); {_nan_fix(encoder)}"
                 )
             out[k].append(feats)
         advance(len(batch_idx))
@@ -115,6 +166,8 @@ def extract_features(
         {choice.key: CachedFeatures} with memory-mapped features; `extracted` counts the samples
         encoded in this call for that choice.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
     indices = np.asarray(indices, dtype=np.int64)
     labels = pool.labels[indices].astype(np.int64)
     keyed = [(c, *feature_key(c.fingerprint, preprocess.to_dict(), dataset_identity, indices)) for c in choices]
@@ -124,7 +177,12 @@ def extract_features(
         return results
     with ExitStack() as locks:
         for p in sorted(todo, key=lambda p: p.key):  # one global order: two runs never deadlock
-            locks.enter_context(cache.lock(p.key))
+            lock = cache.lock(p.key)
+            try:
+                locks.enter_context(lock)
+            except Timeout:
+                raise EvalbenchError(f"cache entry {cache.entry_dir(p.key)} stayed locked by another evalbench process "
+                                     f"for {lock.timeout:g} s; wait for that run to finish, or stop it") from None
         for p in list(todo):  # another process may have finished some while we waited
             hit = cache.read(p.key, labels)
             if hit is not None:
