@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .errors import EvalbenchError
+from .errors import EvalbenchError, describe_exception
 
 EXAMPLES = """examples:
   evalbench run --model effnet-lite0 --suite quick
@@ -21,21 +22,54 @@ EXAMPLES = """examples:
 """
 
 
-def _floats3(text: str) -> tuple[float, float, float]:
-    parts = [float(x) for x in text.replace(",", " ").split()]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected 3 numbers like 0.485,0.456,0.406, got {text!r}")
-    return tuple(parts)  # type: ignore[return-value]
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: evalbench run: argument --batch-size: ...` and exit code 2, no usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _number(text: str, kind, what: str, ok, example: str):
+    """Parse `text` as `kind` and check it with `ok`, else a one-line argparse error saying what is expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (e.g. {example})") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text} (e.g. {example})")
+    return value
 
 
 def _positive_int(text: str) -> int:
+    return _number(text, int, "a positive integer", lambda v: v > 0, "64")
+
+
+def _non_negative_int(text: str) -> int:
+    return _number(text, int, "a non-negative integer", lambda v: v >= 0, "0")
+
+
+def _crop_pct(text: str) -> float:
+    return _number(text, float, "a fraction in (0, 1]", lambda v: 0 < v <= 1, "0.875")
+
+
+def _days(text: str) -> float:
+    return _number(text, float, "a number of days >= 0", lambda v: v >= 0 and math.isfinite(v), "30")
+
+
+def _floats3(text: str, positive: bool = False) -> tuple[float, float, float]:
     try:
-        value = int(text)
+        parts = [float(x) for x in text.replace(",", " ").split()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+        parts = []
+    if len(parts) != 3 or not all(math.isfinite(x) for x in parts):
+        raise argparse.ArgumentTypeError(f"expected 3 numbers like 0.485,0.456,0.406, got {text!r}")
+    if positive and min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"expected 3 positive numbers like 0.229,0.224,0.225, got {text!r}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+def _std3(text: str) -> tuple[float, float, float]:
+    return _floats3(text, positive=True)
 
 
 def _level(text: str) -> float:
@@ -81,12 +115,13 @@ def _split_list(values: Optional[list[str]]) -> Optional[list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="evalbench", description="Evaluate frozen pretrained encoders: features are extracted once into a cache, "
         "then standard protocols (linear probe, k-NN) run on them and results are written as JSON.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="on an error, print the full traceback (also after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="evaluate a model on a suite or tasks", epilog=EXAMPLES,
@@ -113,12 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="extraction precision (autocast); default fp32, "
                    "reduced precision is much slower on most CPUs")
     p = run.add_argument_group("preprocessing overrides (default: the model's own)")
-    p.add_argument("--input-size", type=int, help="crop size fed to the model")
-    p.add_argument("--crop-pct", type=float, help="input size / resize size (e.g. 0.875)")
-    p.add_argument("--resize", type=int, help="shorter side before the centre crop (instead of --crop-pct)")
+    p.add_argument("--input-size", type=_positive_int, help="crop size fed to the model")
+    p.add_argument("--crop-pct", type=_crop_pct, help="input size / resize size, in (0, 1] (e.g. 0.875)")
+    p.add_argument("--resize", type=_positive_int, help="shorter side before the centre crop (instead of --crop-pct)")
     p.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"])
     p.add_argument("--mean", type=_floats3, help="three numbers, e.g. 0.485,0.456,0.406")
-    p.add_argument("--std", type=_floats3, help="three numbers, e.g. 0.229,0.224,0.225")
+    p.add_argument("--std", type=_std3, help="three positive numbers, e.g. 0.229,0.224,0.225")
     w = run.add_argument_group("what to run")
     w.add_argument("--suite", help="a suite name (see `evalbench suites`)")
     w.add_argument("--tasks", nargs="+", metavar="TASK", help="task names (space or comma separated); narrows --suite")
@@ -130,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="protocols to run: the task's ids (linear, knn) or any registered protocol (ridge, fewshot-linear, "
                    "fewshot-knn, episodic-centroid, episodic-logreg), on any task")
     _add_protocol_options(w)
-    w.add_argument("--seed", type=int, default=0, help="seed for every random choice in the protocols (default 0)")
+    w.add_argument("--seed", type=_non_negative_int, default=0, help="seed for every random choice in the protocols (default 0)")
     w.add_argument("--force", action="store_true", help="recompute results that already exist (features still come from the cache)")
     w.add_argument("--allow-missing", action="store_true",
                    help="score the tasks whose data is here and skip the rest (suite means are then marked partial)")
@@ -138,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--output", default="results", help="results directory (default: results)")
     io.add_argument("--cache-dir", help="feature cache (default: $EVALBENCH_HOME/cache, else $XDG_CACHE_HOME/evalbench)")
     io.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")
-    io.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
+    io.add_argument("--batch-size", type=_positive_int, default=64, help="extraction batch size (default 64)")
     io.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     io.add_argument("--reference", metavar="DIR", help="after the run, check each result against the record of the same "
                     "model, task and protocol under DIR (e.g. the committed results/) and say which numbers differ")
@@ -176,13 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="a model's results directory (results/MODEL) or a model name")
     cmp.add_argument("--results", default="results", help="where model names are looked up (default: results)")
     cmp.add_argument("--bootstrap", type=_positive_int, default=2000, metavar="B", help="bootstrap draws (default 2000)")
-    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cmp.add_argument("--seed", type=_non_negative_int, default=0, help="bootstrap seed (default 0)")
     cmp.add_argument("--plot", metavar="FILE", help="also draw a forest plot of the differences (PNG; needs matplotlib)")
 
     rs = sub.add_parser("rescore", help="recompute metrics and intervals from stored predictions (no features needed)")
     rs.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
     rs.add_argument("--bootstrap", type=_positive_int, default=2000, metavar="B", help="bootstrap draws (default 2000)")
     rs.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
+    _add_cache_parser(sub)
 
     data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -226,6 +262,8 @@ def _cmd_run(args, console) -> int:
 
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError(f"--num-workers {args.num_workers}: must be 0 or more")
+    if args.reference and not Path(args.reference).is_dir():  # checked now, not after the run
+        raise EvalbenchError(f"--reference {args.reference} is not a directory; pass a results directory such as results")
     summary = RunSummary()
     model_options = {k: getattr(args, k) for k in ("arch", "weights", "random_init", "input_size", "crop_pct",
                                                     "interpolation", "mean", "std", "optimize", "resize",
@@ -620,10 +658,153 @@ def _cmd_suites(args, console) -> int:
     return 0
 
 
+def _add_cache_parser(sub) -> None:
+    cache = sub.add_parser("cache", help="the feature cache: list (ls), sizes (du), verify [--repair], prune",
+                           description="Inspect and maintain the feature cache. Every entry carries an xxh3-128 checksum "
+                           "per file, checked on each read; `verify` checks them all at once.")
+    actions = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    ls = actions.add_parser("ls", help="one line per entry: key, model, dataset, shape, size, last use")
+    du = actions.add_parser("du", help="disk use by kind (entries, unfinished extractions, debris) and by model")
+    verify = actions.add_parser("verify", help="check every entry's checksums, shape and values; exit 1 on damage")
+    verify.add_argument("--repair", action="store_true",
+                        help="remove damaged entries, damaged shards and temporary debris (the next run recomputes them)")
+    prune = actions.add_parser("prune", help="remove debris always; entries by age or model; --dry-run to preview",
+                               description="Without options, removes only temporary debris of killed processes and "
+                               "orphaned lock files. With --older-than and --model together, removes entries matching both.")
+    prune.add_argument("--older-than", type=_days, metavar="DAYS", help="entries not used for DAYS days")
+    prune.add_argument("--model", metavar="NAME", help="entries of this model name (shell wildcards allowed, e.g. 'pixels-*')")
+    prune.add_argument("--partial", action="store_true", help="also unfinished extractions (a rerun would resume from them)")
+    prune.add_argument("--all", dest="everything", action="store_true", help="everything not in use by a running process")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    for p in (ls, du, verify, prune):
+        p.add_argument("--cache-dir", help="feature cache (default: $EVALBENCH_HOME/cache, else $XDG_CACHE_HOME/evalbench)")
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "just now"
+
+
+def _cmd_cache(args, console) -> int:
+    import time
+
+    from rich.table import Table
+
+    from . import cache_admin
+    from .errors import human_bytes
+
+    cache = cache_admin.open_cache(args.cache_dir)
+    items = cache_admin.scan(cache)
+    if args.cache_command == "ls":
+        table = Table(title=f"feature cache {cache.root}")
+        for col in ("key", "kind", "model", "dataset", "shape", "size", "last used"):
+            table.add_column(col, justify="right" if col == "size" else "left")
+        now = time.time()
+        for i in items:
+            if i.kind == "lock":
+                continue
+            shape = "x".join(str(x) for x in (i.manifest or {}).get("shape", [])) or "–"
+            table.add_row(i.key[:12], i.kind, i.model if i.kind == "entry" else "–", i.dataset if i.kind == "entry" else "–",
+                          shape, human_bytes(i.bytes), _age(now - i.mtime))
+        console.print(table)
+        return 0
+    if args.cache_command == "du":
+        return _cache_du(cache, items, console)
+    if args.cache_command == "verify":
+        return _cache_verify(cache, args.repair, console)
+    chosen = cache_admin.select(items, args.older_than, args.model, args.partial, args.everything)
+    if args.dry_run:
+        for i in chosen:
+            console.print(f"would remove {i.kind} {i.path} ({human_bytes(i.bytes)})", highlight=False, soft_wrap=True)
+        console.print(f"{len(chosen)} item(s), {human_bytes(sum(i.bytes for i in chosen))} (dry run: nothing removed)")
+        return 0
+    removed, busy = cache_admin.prune(cache, chosen)
+    console.print(f"removed {len(removed)} item(s), {human_bytes(sum(i.bytes for i in removed))} from {cache.root}"
+                  + (f"; {len(busy)} in use by a running evalbench were kept" if busy else ""), highlight=False, soft_wrap=True)
+    return 0
+
+
+def _cache_du(cache, items, console) -> int:
+    from . import cache_admin
+    from .errors import human_bytes
+
+    labels = {"entry": "entries", "partial": "unfinished extractions", "debris": "temporary debris", "lock": "lock files"}
+    totals = cache_admin.summary(items)
+    for kind, label in labels.items():
+        n, b = totals.get(kind, (0, 0))
+        console.print(f"{human_bytes(b):>10}  {n:5d} {label}", highlight=False)
+    console.print(f"{human_bytes(sum(i.bytes for i in items)):>10}  total in {cache.root}", highlight=False, soft_wrap=True)
+    per_model: dict[str, int] = {}
+    for i in items:
+        if i.kind == "entry":
+            per_model[i.model] = per_model.get(i.model, 0) + i.bytes
+    for model, b in sorted(per_model.items(), key=lambda kv: -kv[1]):
+        console.print(f"{human_bytes(b):>10}  {model}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _cache_verify(cache, repair: bool, console) -> int:
+    from . import cache_admin
+
+    checked, damaged, removed = 0, 0, 0
+    for item, problem, gone in cache_admin.verify(cache, repair):
+        checked += 1
+        if problem:
+            damaged += 1
+            removed += gone
+            action = "removed" if gone else ("in use, kept" if repair else "damaged")
+            console.print(f"{action}: {item.kind} {item.path}: {problem}", highlight=False, soft_wrap=True)
+    line = f"verified {checked} item(s) in {cache.root}: {damaged} damaged"
+    if repair:
+        line += f", {removed} removed (the next run recomputes them)"
+    elif damaged:
+        line += "; `evalbench cache verify --repair` removes them so that the next run recomputes them"
+    console.print(line, highlight=False, soft_wrap=True)
+    return 1 if damaged > removed else 0
+
+
+def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """--debug after any subcommand too (`evalbench run ... --debug`), not only before it."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in action.choices.values():
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            _add_debug_flag(sub)
+
+
+def _report(exc: BaseException, err, debug: bool, line: str) -> None:
+    """One line on stderr; with --debug, the traceback (with its causes) first."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    from rich.text import Text
+
+    head, _, rest = line.partition(" ")
+    err.print(Text.assemble((head, "bold red"), " ", rest), highlight=False, soft_wrap=True)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """An environment problem (a full disk, a permission, a vanished file) as one line naming the path."""
+    from .errors import is_no_space
+
+    where = f": {exc.filename}" if exc.filename else ""
+    if is_no_space(exc) and exc.filename:
+        from .errors import disk_full
+
+        return f"error: {disk_full(Path(exc.filename).parent, None, f'writing {Path(exc.filename).name}')}"
+    fix = {PermissionError: "check its permissions", FileNotFoundError: "check the path",
+           IsADirectoryError: "pass a file", NotADirectoryError: "a file stands where a directory should be"}.get(
+        type(exc), "check the path, its permissions and the disk")
+    return f"error: {exc.strerror or exc}{where} ({type(exc).__name__}); {fix}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from rich.console import Console
 
     parser = build_parser()
+    _add_debug_flag(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     if args.command is None:
@@ -634,16 +815,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     err = Console(stderr=True)
     handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data,
                 "compare": _cmd_compare, "rescore": _cmd_rescore, "task": _cmd_task}
+    handlers["cache"] = _cmd_cache
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:
-        from rich.markup import escape  # messages name extras like 'evalbench[plots]': not markup
-
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _report(exc, err, args.debug, f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         err.print("interrupted: finished results and cached features are kept; rerun the same command to resume")
         return 130
+    except OSError as exc:
+        _report(exc, err, args.debug, _os_error_line(exc))
+        return 2
+    except Exception as exc:  # a bug (ours or a library's): one line, the traceback on request
+        _report(exc, err, args.debug, f"error: internal error {describe_exception(exc)}; rerun with --debug for the "
+                "traceback and report it at the evalbench issue tracker")
+        return 1
 
 
 if __name__ == "__main__":

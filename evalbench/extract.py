@@ -12,18 +12,20 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+from filelock import Timeout
 
 from .adapters.base import Encoder, Preprocess
 from .cache import CachedFeatures, FeatureCache, feature_key
 from .data.base import ImagePool
 from .distributed import SINGLE, DistContext
-from .errors import EvalbenchError
+from .errors import ConfigError, EvalbenchError, UserCodeError, describe_exception
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +50,62 @@ def feature_choices(encoder: Encoder, name: str) -> list[FeatureChoice]:
     fingerprint carries `pool: choice`. Any other encoder has one choice: `encode()`, under `name`.
     """
     pools = tuple(getattr(encoder, "pools", ()) or ())
-    fingerprint = encoder.fingerprint()
+    fingerprint = call_encoder(encoder, "fingerprint")
+    if not isinstance(fingerprint, Mapping):
+        raise UserCodeError(f"{encoder_origin(encoder)}: fingerprint() returned {type(fingerprint).__name__}; it must "
+                            "return a dict of everything that changes the features")
+    fingerprint = dict(fingerprint)
     if len(pools) <= 1 or not callable(getattr(encoder, "encode_multi", None)):
         return [FeatureChoice(None, name, fingerprint)]
-    suffix = getattr(encoder, "feature_suffix", lambda p: f"@{p}")
-    return [FeatureChoice(p, name + suffix(p), {**fingerprint, "pool": p}) for p in pools]
+    suffix = getattr(encoder, "feature_suffix", None)
+    return [FeatureChoice(p, name + (call_encoder(encoder, "feature_suffix", p) if callable(suffix) else f"@{p}"),
+                          {**fingerprint, "pool": p}) for p in pools]
 
 
-def _to_numpy(t: Any, encoder_name: str, n: int) -> np.ndarray:
-    feats = t.detach().to("cpu", torch.float32).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+def encoder_origin(encoder: Any) -> str:
+    """How an error names the encoder: its model spec when it was built from one."""
+    spec = getattr(encoder, "spec", None)
+    return f"model {spec!r}" if spec else f"encoder {getattr(encoder, 'name', type(encoder).__name__)!r}"
+
+
+def call_encoder(encoder: Any, method: str, *args: Any) -> Any:
+    """Call a method of an encoder (adapter code, often the user's): its exception becomes one clear line.
+
+    The original exception stays attached as the cause; `evalbench --debug` prints its traceback.
+    """
+    try:
+        return getattr(encoder, method)(*args)
+    except EvalbenchError:
+        raise
+    except Exception as exc:
+        fix = ("lower --batch-size" if "out of memory" in str(exc).lower()
+               else "fix the adapter, or rerun with --debug for the traceback")
+        raise UserCodeError(f"{encoder_origin(encoder)}: {method}() raised {describe_exception(exc)}; {fix}") from exc
+
+
+def _to_numpy(t: Any, encoder: Encoder, method: str, n: int) -> np.ndarray:
+    """(n, D) float32 from a tensor or a numpy array (a natural thing for an adapter to return), else a clear error."""
+    bad = f"{encoder_origin(encoder)}: {method}() returned {type(t).__name__}, not a (B, D) tensor or numpy array"
+    if not isinstance(t, (torch.Tensor, np.ndarray)) and not hasattr(t, "__array__"):
+        raise UserCodeError(bad)
+    try:
+        feats = t.detach().to("cpu", torch.float32).numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserCodeError(f"{bad} of numbers ({describe_exception(exc)})") from exc
     if feats.ndim != 2 or feats.shape[0] != n:
-        raise EvalbenchError(f"encoder {encoder_name} returned shape {feats.shape} for a batch of {n}; encode() must return (B, D)")
+        raise UserCodeError(f"{encoder_origin(encoder)}: {method}() returned shape {tuple(feats.shape)} for a batch of {n}; "
+                            "it must return (B, D)")
     return feats
+
+
+def _nan_fix(encoder: Encoder) -> str:
+    """What to try about NaN features: fp32 only when the run is not already fp32."""
+    dtype = getattr(encoder, "dtype", None)
+    if dtype in ("bf16", "fp16"):
+        return f"extract in float32 (--dtype fp32 instead of {dtype}) or check the weights"
+    if dtype == "fp32":
+        return "the run is already float32: check the weights (a diverged or damaged checkpoint) and --mean/--std"
+    return "check the encoder's weights and its encode()"
 
 
 class _ShardBatches(torch.utils.data.Dataset):
@@ -97,17 +143,21 @@ def _batches(dataset: _ShardBatches, num_workers: int, pin: bool):
                                             pin_memory=pin, prefetch_factor=4, persistent_workers=False))
 
 
-def _check_batch(encoder: Encoder, got: dict, keys: list[Optional[str]], batch_idx: np.ndarray) -> dict:
+def _check_batch(encoder: Encoder, got: Any, keys: list[Optional[str]], method: str, batch_idx: np.ndarray) -> dict:
+    """{key: (B, D) float32} from what encode()/encode_multi() returned, or a one-line error naming the adapter."""
+    if not isinstance(got, dict):
+        raise UserCodeError(f"{encoder_origin(encoder)}: encode_multi() returned {type(got).__name__}; it must return "
+                            "{choice: (B, D) features}")
     out = {}
     for k in keys:
         if k not in got:
-            raise EvalbenchError(f"encoder {encoder.name}: encode_multi() returned {sorted(got)}, lacking {k!r}")
-        feats = _to_numpy(got[k], encoder.name, len(batch_idx))
+            raise UserCodeError(f"{encoder_origin(encoder)}: encode_multi() returned {sorted(map(str, got))}, lacking {k!r}")
+        feats = _to_numpy(got[k], encoder, method, len(batch_idx))
         bad = ~np.isfinite(feats).all(axis=1)
         if bad.any():
             raise EvalbenchError(
-                f"encoder {encoder.name} produced NaN or inf features for {int(bad.sum())} samples "
-                f"(first: sample {int(batch_idx[np.argmax(bad)])}); extract in float32 (--dtype fp32) or check the weights"
+                f"{encoder_origin(encoder)} produced NaN or inf features for {int(bad.sum())} samples "
+                f"(first: sample {int(batch_idx[np.argmax(bad)])}); {_nan_fix(encoder)}"
             )
         out[k] = feats
     return out
@@ -123,9 +173,11 @@ def _encode_ranges(encoder: Encoder, preprocess: Preprocess, pool: ImagePool, in
     parts: dict[Optional[str], list[np.ndarray]] = {k: [] for k in keys}
     for i, (pos, x) in enumerate(_batches(dataset, num_workers, pin)):
         _, start, stop = dataset.items[i]
+        method = "encode" if keys == [None] else "encode_multi"
         with torch.inference_mode():
-            got = {None: encoder.encode(x)} if keys == [None] else encoder.encode_multi(x)
-        for k, feats in _check_batch(encoder, got, keys, indices[start:stop]).items():
+            got = call_encoder(encoder, method, x)
+        got = {None: got} if keys == [None] else got
+        for k, feats in _check_batch(encoder, got, keys, method, indices[start:stop]).items():
             parts[k].append(feats)
         advance(stop - start)
         if stop == ranges[pos][1]:
@@ -176,6 +228,8 @@ def extract_features(
         {choice.key: CachedFeatures} with memory-mapped features; `extracted` counts the samples
         encoded in this call for that choice (by all ranks together).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
     indices = np.asarray(indices, dtype=np.int64)
     labels = pool.labels[indices].astype(np.int64)
     keyed = [(c, *feature_key(c.fingerprint, preprocess.to_dict(), dataset_identity, indices)) for c in choices]
@@ -188,7 +242,12 @@ def extract_features(
             results = {c.key: hit for c, key, _ in keyed if (hit := cache.read(key, labels)) is not None}
             todo = [_Pending(c, key, material) for c, key, material in keyed if c.key not in results]
             for p in sorted(todo, key=lambda p: p.key):  # one global order: two runs never deadlock
-                locks.enter_context(cache.lock(p.key))
+                lock = cache.lock(p.key)
+                try:
+                    locks.enter_context(lock)
+                except Timeout:
+                    raise EvalbenchError(f"cache entry {cache.entry_dir(p.key)} stayed locked by another evalbench process "
+                                         f"for {lock.timeout:g} s; wait for that run to finish, or stop it") from None
             for p in list(todo):  # another process may have finished some while we waited
                 hit = cache.read(p.key, labels)
                 if hit is not None:
@@ -288,7 +347,8 @@ class PlainProgress:
             self._print(now)
 
     def finish(self) -> None:
-        if self.every is not None and self.total:
+        """A closing line for an extraction long enough to have reported (short ones stay quiet)."""
+        if self.every is not None and self.total and self.last > self.t0:
             self._print(time.monotonic())
 
     def _print(self, now: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .errors import EvalbenchError
+from .errors import EvalbenchError, disk_full, is_no_space
 
 # 2: per-item predictions beside each record (`predictions`) and 95% intervals (`uncertainty`)
 SCHEMA_VERSION = 2
@@ -304,6 +304,10 @@ def _write_atomic(path: Path, blob: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_no_space(exc):  # one line naming the directory and the size, not a traceback
+            raise disk_full(path.parent, len(blob), f"result file {path.name}") from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

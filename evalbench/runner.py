@@ -12,14 +12,14 @@ import pandas as pd
 
 from .adapters import load_encoder
 from .adapters.base import Encoder, Preprocess, check_encoder
-from .cache import FeatureCache
+from .cache import FeatureCache, probe_writable
 from .data import DataSource, ImagePool, make_source
 from .data.ragged import per_image
 from .data.splits import resolve_splits
 from .data.task_preprocess import effective_preprocess
 from .distributed import SINGLE, DistContext, init_distributed, place_encoder, resolve_device, shutdown
 from .errors import ConfigError, DataUnavailableError
-from .extract import FeatureChoice, default_num_workers, extract_features, feature_choices
+from .extract import FeatureChoice, call_encoder, default_num_workers, extract_features, feature_choices
 from .protocols import Protocol, get_protocol
 from .protocols.contract import FeatureSplit, FeatureSplits
 from .results import (ModelInfo, ProtocolInfo, ResultRecord, RunRequest, TaskInfo, canonical_digest, environment,
@@ -203,10 +203,12 @@ def evaluate(
         One row per (task, protocol) with the metrics and the result path.
 
     Raises:
-        EvalbenchError: unknown names, missing data or checkpoints, a name taken by another model:
-            before anything is computed.
+        EvalbenchError: unknown names, missing data or checkpoints, a name taken by another model, a batch
+            size or seed out of range, an output or cache directory that cannot be written, a data root
+            that does not exist: before anything is computed.
     """
     task_specs = _task_specs(suite, tasks, dataset, task_name, data_root)
+    check_run_settings(output, cache_dir, data_root, batch_size, seed)  # before the model loads: nothing is lost
     if isinstance(model, str):
         spec, encoder = model, load_encoder(model, **model_options)
     else:
@@ -247,6 +249,38 @@ def _task_specs(suite: Optional[str], tasks: Optional[list[str]], dataset: Union
     return named + [dataset_task(s, task_name, data_root) for s in specs]
 
 
+def check_run_settings(output: Union[str, Path], cache_dir: Union[str, Path, None], data_root: Optional[str],
+                       batch_size: Any, seed: Any) -> None:
+    """Refuse settings that would fail later, after work: numbers out of range, an output or cache directory that
+    cannot be written (a probe file is written and removed in each), a data root that does not exist."""
+    for option, value, low in (("--batch-size", batch_size, 1), ("--seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            kind = "a positive" if low else "a non-negative"
+            raise ConfigError(f"{option} must be {kind} integer, got {value!r}")
+    probe_writable(output, "--output")
+    FeatureCache(cache_dir).check_writable()
+    if data_root is not None and not Path(data_root).expanduser().is_dir():
+        what = "is a file, not a directory" if Path(data_root).expanduser().exists() else "does not exist"
+        raise DataUnavailableError(f"--data-root {data_root} {what}; pass the directory that holds the datasets "
+                                   "(`evalbench tasks --data-root DIR` shows what each task finds there), or leave it out")
+
+
+def _missing_data_message(missing: list[tuple[str, str]], task_specs: list[TaskSpec]) -> str:
+    """One short line for tasks without data: how many, which, what can run, where to look (never every task's reason)."""
+    names = [name for name, _ in missing]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    runnable = len(task_specs) - len(missing)
+    can = (f"{runnable} can run: pass --allow-missing to score them" if runnable
+           else "none can run (--allow-missing would score nothing)")
+    by_name = {t.name: t for t in task_specs}
+    if any("vtab" in by_name[n].suites for n in names):
+        where = ("`evalbench data status vtab --data-root DIR` shows what each needs, "
+                 "`evalbench data prepare vtab --root DIR` fetches what can be fetched")
+    else:
+        where = f"first: {missing[0][1]}"
+    return f"{len(missing)} of {len(task_specs)} tasks have no data here ({shown}); {can}; {where}"
+
+
 def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_root: Optional[str],
                allow_missing: bool, summary: RunSummary,
                protocol_options: Optional[dict[str, Any]] = None) -> list[TaskPlan]:
@@ -265,9 +299,7 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
     if missing and not allow_missing:
         if len(missing) == 1 and len(task_specs) == 1:
             raise DataUnavailableError(missing[0][1])
-        raise DataUnavailableError(
-            f"{len(missing)} of {len(task_specs)} tasks have no data here (pass --allow-missing to score the rest): "
-            + " | ".join(f"{name}: {msg}" for name, msg in missing))
+        raise DataUnavailableError(_missing_data_message(missing, task_specs))
     summary.missing.extend(name for name, _ in missing)
     return plans
 
@@ -275,7 +307,7 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
 def _provenance(encoder: Encoder) -> Optional[dict[str, Any]]:
     """Facts that change neither features nor scores (checkpoint file, layout), from the optional `provenance()`."""
     method = getattr(encoder, "provenance", None)
-    return (dict(method()) or None) if callable(method) else None
+    return (dict(call_encoder(encoder, "provenance")) or None) if callable(method) else None
 
 
 def _claim_name(model: ModelUnderTest, ctx: RunContext, explicit: bool) -> ModelUnderTest:

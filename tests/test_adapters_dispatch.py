@@ -45,5 +45,5 @@ def test_unknown_specs_and_misplaced_random_init(monkeypatch):
         load_encoder("effnet-lite")
     with pytest.raises(ConfigError, match="--random-init applies to torchvision:ARCH and timm:NAME specs only"):
         load_encoder("pixels", random_init=True)
-    with pytest.raises(ConfigError, match="pixels size must be an integer, got 'x'"):
+    with pytest.raises(ConfigError, match="pixels size must be a positive integer, got 'x'"):
         load_encoder("pixels:x")

@@ -27,8 +27,8 @@ def args(tmp_path, data, *extra):
 def test_missing_tasks_refuse_the_run_before_any_work(tmp_path, export, capsys):
     assert main(args(tmp_path, export)) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert err.startswith("error: 1 of 3 tasks have no data here (pass --allow-missing to score the rest): vtab-dmlab: ")
-    assert "evalbench data prepare vtab --root DIR" in err
+    assert err.startswith("error: 1 of 3 tasks have no data here (vtab-dmlab); 2 can run: pass --allow-missing to score them; ")
+    assert "evalbench data status vtab --data-root DIR" in err and "evalbench data prepare vtab --root DIR" in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 

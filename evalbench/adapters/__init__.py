@@ -26,8 +26,8 @@ def _pixels(size: str, features: FeatureOptions, options: dict[str, Any]) -> Enc
     from .pixels import PixelsEncoder
 
     size = size or options.get("size") or 16
-    if not str(size).isdigit():
-        raise ConfigError(f"pixels size must be an integer, got {size!r} (e.g. pixels:16)")
+    if not str(size).isdigit() or int(size) < 1:
+        raise ConfigError(f"pixels size must be a positive integer, got {size!r} (e.g. pixels:16)")
     return PixelsEncoder(int(size), grayscale=bool(options.get("grayscale", False)))
 
 

@@ -5,6 +5,7 @@ import argparse
 import logging
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,27 @@ def _blocked_globals(path: Path) -> list[str]:
     return sorted(g for g in found if g not in allowed)
 
 
+def _torch_reason(exc: BaseException) -> str:
+    """The informative part of a torch.load error: without torch's advice to retry with weights_only=False (evalbench
+    never relays it: that would run the file's code), its ANSI codes and its boilerplate."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = text.replace(getattr(torch.serialization, "UNSAFE_MESSAGE", "\0"), " ")
+    for noise in ("Weights only load failed.", "This file can still be loaded, to do so you have two options,",
+                  "do those steps only if you trust the source of the checkpoint.", "WeightsUnpickler error:"):
+        text = text.replace(noise, " ")
+    lines = [line.strip(" .\t") for line in text.splitlines()]
+    lines = [line for line in lines if line and "weights_only" not in line and "file an issue" not in line]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    if "TorchScript" in str(exc):
+        return CheckpointError(f"checkpoint {path} is a TorchScript archive, not a state dict; save its weights with "
+                               "torch.save(torch.jit.load(path).state_dict(), 'weights.pth') and pass that file")
+    return CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {_torch_reason(exc)}); "
+                           "download or copy it again")
+
+
 def read_checkpoint(path: Path | str, trust: bool = False) -> dict[str, Any]:
     """Read a checkpoint file without executing code.
 
@@ -134,18 +156,19 @@ def read_checkpoint(path: Path | str, trust: bool = False) -> dict[str, Any]:
             with torch.serialization.safe_globals(allowed_globals()):  # scoped: nothing leaks into other loads
                 return torch.load(path, map_location="cpu", weights_only=True)
     try:
-        obj = loader()
+        with warnings.catch_warnings():  # a TorchScript archive gets its own error below, not torch's warning too
+            warnings.filterwarnings("ignore", message=".*TorchScript archive.*")
+            obj = loader()
     except pickle.UnpicklingError as exc:
         blocked = _blocked_globals(path)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = f"blocked globals: {', '.join(blocked)}" if blocked else first
+        what = f"blocked globals: {', '.join(blocked)}" if blocked else _torch_reason(exc)
         raise CheckpointError(
             f"checkpoint {path} holds objects that weights-only loading refuses ({what}); evalbench never unpickles "
             f"arbitrary code: re-save only the tensors (torch.save(model.state_dict(), ...)), or pass {TRUST_FLAG} "
             "if you trust the file's origin"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise _unreadable(path, exc) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict of tensors")
     return obj

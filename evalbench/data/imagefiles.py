@@ -52,9 +52,10 @@ def open_image(path: Path, size: Optional[int]) -> np.ndarray:
             raise DataUnavailableError(f"image file {path} is empty (0 bytes); re-extract or re-download it")
         img = Image.open(path)
     except FileNotFoundError:
-        raise DataUnavailableError(f"image file {path} is listed but missing") from None
+        raise DataUnavailableError(f"image file {path} is listed but missing; restore it (re-extract or re-download "
+                                   "the dataset) or remove its line from the list file") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataUnavailableError(f"cannot decode image {path} ({exc})") from None
+        raise DataUnavailableError(f"cannot decode image {path} ({exc}); re-extract or re-download it") from None
     with img:
         return to_rgb_array(img, size, str(path))
 
