@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -814,8 +815,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     console = Console(stderr=False, width=None if sys.stdout.isatty() else 240)
     err = Console(stderr=True)
     handlers = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "tasks": _cmd_tasks, "suites": _cmd_suites, "data": _cmd_data,
-                "compare": _cmd_compare, "rescore": _cmd_rescore, "task": _cmd_task}
-    handlers["cache"] = _cmd_cache
+                "compare": _cmd_compare, "rescore": _cmd_rescore, "task": _cmd_task, "cache": _cmd_cache}
     try:
         return handlers[args.command](args, console)
     except EvalbenchError as exc:
@@ -824,6 +824,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: finished results and cached features are kept; rerun the same command to resume")
         return 130
+    except BrokenPipeError:  # `evalbench tasks --json | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 0
     except OSError as exc:
         _report(exc, err, args.debug, _os_error_line(exc))
         return 2

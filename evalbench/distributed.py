@@ -74,6 +74,8 @@ def init_distributed(device: str = "auto") -> DistContext:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if not torch.distributed.is_initialized():
         cuda = resolve_device(device, local).type == "cuda"
+        if cuda:  # "cuda" (and models built on the default device) now mean this rank's GPU
+            torch.cuda.set_device(local)
         torch.distributed.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=rank,
                                              world_size=world, timeout=BARRIER_TIMEOUT)
     return DistContext(rank, world, local)

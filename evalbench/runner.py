@@ -209,13 +209,14 @@ def evaluate(
     """
     task_specs = _task_specs(suite, tasks, dataset, task_name, data_root)
     check_run_settings(output, cache_dir, data_root, batch_size, seed)  # before the model loads: nothing is lost
+    # join torchrun's group first: each rank then builds its model on its own GPU, not all on GPU 0
+    dist = init_distributed(device or "auto")
     if isinstance(model, str):
         spec, encoder = model, load_encoder(model, **model_options)
     else:
         spec = getattr(model, "spec", None) or f"object:{type(model).__module__}.{type(model).__qualname__}"
         encoder = check_encoder(model, "the encoder object")
     summary = summary if summary is not None else RunSummary()
-    dist = init_distributed(device or "auto")
     summary.rank = dist.rank
     if device is not None or dist.active:
         place_encoder(encoder, resolve_device(device, dist.local_rank))
