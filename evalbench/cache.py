@@ -107,13 +107,16 @@ def _ensure_space(directory: Path, needed: int, what: str) -> None:
         raise disk_full(directory, needed, what, free)
 
 
-def _write_atomic(path: Path, chunks: Iterable[bytes], size: int, what: str) -> str:
+def write_atomic(path: Path, chunks: Iterable[bytes], size: int, what: str, check_space: bool = True) -> str:
     """Write `chunks` to a temporary name, fsync, rename into place; returns the checksum of what was written.
 
     A failure (a full disk included) removes the temporary file and leaves `path` as it was.
+    `check_space` refuses up front when the payload and a 1 MiB margin do not fit (cache entries,
+    which are large); small files (result records) skip it and rely on the write's own error.
     """
     where = path.parent.parent if ".tmp-" in path.parent.name else path.parent  # name no directory that will vanish
-    _ensure_space(where, size, what)
+    if check_space:
+        _ensure_space(where, size, what)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     h = xxhash.xxh3_128()
     try:
@@ -286,7 +289,7 @@ class FeatureCache:
         checksum = xxhash.xxh3_128(blob).hexdigest()
         path = part / f"shard-{start:09d}-{stop:09d}-{checksum}.npy"
         try:
-            _write_atomic(path, [blob], len(blob), f"feature shard {start}-{stop} of entry {key[:12]}")
+            write_atomic(path, [blob], len(blob), f"feature shard {start}-{stop} of entry {key[:12]}")
         except BaseException:
             if part.is_dir() and not any(part.iterdir()):
                 part.rmdir()  # nothing finished yet: leave no empty directory behind
@@ -312,14 +315,14 @@ class FeatureCache:
             header = _npy_header((n, dim), np.float32)
             what = f"cache entry {key[:12]} ({n} x {dim} features)"
             sums = {"algorithm": CHECKSUM,
-                    "features.npy": _write_atomic(tmp / "features.npy", self._stream(header, shards, shard_ranges, dim),
+                    "features.npy": write_atomic(tmp / "features.npy", self._stream(header, shards, shard_ranges, dim),
                                                   len(header) + 4 * n * dim, what)}
             blob = _npy_bytes(labels.astype(np.int64))
-            sums["labels.npy"] = _write_atomic(tmp / "labels.npy", [blob], len(blob), what)
+            sums["labels.npy"] = write_atomic(tmp / "labels.npy", [blob], len(blob), what)
             manifest = {"key": key, "shape": [n, dim], "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         "checksums": sums, "key_material": material, **extra}
             text = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-            _write_atomic(tmp / "manifest.json", [text], len(text), what)
+            write_atomic(tmp / "manifest.json", [text], len(text), what)
             if (final / "manifest.json").is_file():  # another process won the race with identical content; keep theirs
                 shutil.rmtree(tmp, ignore_errors=True)
             else:

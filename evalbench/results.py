@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .errors import EvalbenchError, disk_full, is_no_space
+from .cache import canonical_json, write_atomic
+from .errors import EvalbenchError
 
 # 2: per-item predictions beside each record (`predictions`) and 95% intervals (`uncertainty`)
 SCHEMA_VERSION = 2
@@ -35,8 +36,7 @@ def result_path(output: Path | str, model_slug: str, task: str, protocol_id: str
 
 def canonical_digest(obj: Any) -> str:
     """SHA-256 of a JSON-able object in canonical form (sorted keys, no spaces)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -263,12 +263,13 @@ class ResultRecord:
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in predictions.items()})
             blob = buf.getvalue()
             name = path.name[: -len(".json")] + PREDICTIONS_SUFFIX
-            _write_atomic(path.with_name(name), blob)
+            write_atomic(path.with_name(name), [blob], len(blob), f"predictions file {name}", check_space=False)
             record = dataclasses.replace(self, predictions={
                 "file": name, "sha256": hashlib.sha256(blob).hexdigest(), "arrays": sorted(predictions),
                 "n_test": int(len(np.asarray(predictions.get("y_true", next(iter(predictions.values()))))))})
         text = json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
-        _write_atomic(path, text.encode())
+        data = text.encode()
+        write_atomic(path, [data], len(data), f"result file {path.name}", check_space=False)
         return dataclasses.replace(record, path=path)
 
     @classmethod
@@ -293,23 +294,6 @@ class ResultRecord:
             return cls.from_dict(data, path)
         except ValueError:
             return None
-
-
-def _write_atomic(path: Path, blob: bytes) -> None:
-    """Write `blob` under a temporary name, fsync it and rename it into place."""
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if is_no_space(exc):  # one line naming the directory and the size, not a traceback
-            raise disk_full(path.parent, len(blob), f"result file {path.name}") from exc
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _build(cls, data: Mapping[str, Any]):

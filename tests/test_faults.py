@@ -43,6 +43,18 @@ def small_disk(path: Path, size: str):
             subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+def _enospc_in_result_writes(monkeypatch):
+    """The fallback full disk for result files only: their atomic writes (cache.write_atomic) fail at fsync."""
+    import evalbench.results as results_mod
+
+    def failing(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as mp:
+            _enospc_on_fsync(mp, cache_mod)
+            return cache_mod.write_atomic(*args, **kwargs)
+
+    monkeypatch.setattr(results_mod, "write_atomic", failing)
+
+
 def _enospc_on_fsync(monkeypatch, module, after: int = 0):
     """The fallback full disk: the `after`+1-th fsync in `module` (only there) fails as a full disk does."""
     calls = {"n": 0}
@@ -110,9 +122,7 @@ def test_full_disk_on_the_results_directory_is_one_line_and_keeps_the_features(t
     cache = tmp_path / "cache"
     with small_disk(tmp_path / "out", "256k") as out:
         if out is None:
-            import evalbench.results as results_mod
-
-            _enospc_on_fsync(monkeypatch, results_mod)
+            _enospc_in_result_writes(monkeypatch)
             out = tmp_path / "out"
         else:
             (out / "filler").write_bytes(b"\0" * (256 * 1024 - 4096))  # leave less than a result needs
@@ -135,7 +145,7 @@ def test_full_disk_on_the_results_directory_is_one_line_and_keeps_the_features(t
         else:
             import evalbench.results as results_mod
 
-            monkeypatch.setattr(results_mod, "os", os)
+            monkeypatch.setattr(results_mod, "write_atomic", cache_mod.write_atomic)
         assert main(argv) == 0
         assert "0 samples extracted, 1797 reused" in " ".join(capsys.readouterr().out.split())
 
