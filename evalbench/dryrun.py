@@ -43,7 +43,7 @@ def dry_run(model: Union[str, Encoder], suite: Optional[str] = None, tasks: Opti
     for plan in plans:
         preprocess = per_image(effective_preprocess(encoder.preprocess, plan.task.preprocess))
         rate, dims = _timed_batch(encoder, preprocess, plan, batch_size, [c.key for c in choices])
-        for split, (pool_name, idx) in plan.splits.items():
+        for split, (pool_name, idx) in plan.split_pools().items():
             pool = plan.pools[pool_name]
             identity = {**plan.source.identity(), "pool": pool_name, "pool_sha256": pool.digest()}
             cached = [_cached_count(cache, feature_key(c.fingerprint, preprocess.to_dict(), identity, idx)[0], len(idx))
