@@ -179,10 +179,9 @@ class KNNProtocol(Protocol):
         probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"],
                          top5_fill=p["top5_fill"]).fit(X, y)
         search = f"exact, {probe.backend_} backend" + (" (blocked torch.mm + topk)" if probe.backend_ == "torch" else " (faiss IndexFlatIP)")
-        head, by_k, predictions = _knn_scored(probe, splits.test, p, splits.num_classes)
+        metrics, by_k, predictions = _knn_scored(probe, splits.test, p, splits.num_classes)
         ticker.advance()
         ticker.done()
-        metrics = head
         test_sets = {name: TestSetOutcome(*_knn_scored(probe, split, p, splits.num_classes)[::2])
                      for name, split in splits.test_sets.items()}
         params = dict(p)
