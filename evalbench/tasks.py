@@ -15,9 +15,11 @@ import yaml
 from .errors import ConfigError, UnknownNameError
 
 TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "protocols", "include", "citation", "license",
-             "group", "preprocess"}
+             "group", "preprocess", "metric"}
 # `preprocess` is the one task-level override a protocol may demand (VTAB: no centre crop)
 PREPROCESS_KEYS = {"resize", "crop"}
+# a task's headline metric (the leaderboard column): top-1, mean per-class accuracy, VOC 11-point mAP
+METRICS = ("top1", "mean_per_class", "map11")
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_KEYS = {"pool", "size", "seed"}
 PARTITION_KEYS = {"pool", "sizes", "seed"}
@@ -49,6 +51,7 @@ class TaskSpec:
     license: str = ""
     group: str = ""  # the task's group inside its suite (VTAB: natural, specialized, structured)
     preprocess: dict[str, Any] = field(default_factory=dict)
+    metric: str = "top1"  # the headline metric (METRICS)
 
     @property
     def split_names(self) -> tuple[str, ...]:
@@ -151,6 +154,9 @@ def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
         raise ConfigError(f"{path}: preprocess.crop can only be false (the encoder's own crop is the default)")
     if "resize" in preprocess and (not isinstance(preprocess["resize"], int) or preprocess["resize"] <= 0):
         raise ConfigError(f"{path}: preprocess.resize must be a positive integer, got {preprocess['resize']!r}")
+    metric = data.get("metric", "top1")
+    if metric not in METRICS:
+        raise ConfigError(f"{path}: metric {metric!r} is not one of {', '.join(METRICS)}")
     return TaskSpec(
         name=str(data["name"]),
         version=str(data["version"]),
@@ -165,6 +171,7 @@ def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
         license=str(data.get("license", "")).strip(),
         group=str(data.get("group", "")),
         preprocess=dict(preprocess),
+        metric=metric,
     )
 
 
