@@ -233,3 +233,13 @@ def test_datasets_found_directly_under_the_data_root(data, monkeypatch):
     src = Transfer("dtd", data_root=str(data[0] / "transfer"))  # a folder of torchvision datasets, no transfer/ level
     assert src.locate() == str(data[0] / "transfer")
     assert len(src.load()["test"]) == 12
+
+
+def test_status_rows_compare_with_the_official_sizes(data):
+    from evalbench.data.transfer import status_rows
+
+    rows = {r["dataset"]: r for r in status_rows(str(data[0]), ["dtd", "food101", "cars"])}
+    assert rows["dtd"]["counts"] == {"train": 12, "val": 12, "test": 12}
+    assert "train has 12 images; the official split has 1,880" in rows["dtd"]["problems"]
+    assert "train + val (official train) has 30 images; the official split has 75,750" in rows["food101"]["problems"]
+    assert rows["cars"]["where"] is not None and rows["cars"]["splits"]["val"].startswith("stratified 20%")

@@ -70,17 +70,20 @@ class Transfer:
         return ["train", "val", "test"]
 
     def identity(self) -> dict[str, Any]:
+        """Facts that name the data in cache keys (the pools' digests add the files and labels)."""
         s = self.spec
-        return {"source": "transfer", "name": s.key, "train": s.train, "val": s.val, "test": s.test,
+        return {"source": "transfer", "name": s.key,
                 "holdout": None if s.holdout is None else {"fraction": round(s.holdout, 6), "seed": HOLDOUT_SEED,
                                                            "stratified": True},
                 "multilabel": s.multilabel}
 
     def provenance(self) -> dict[str, Any]:
-        """Where the data was read, image counts and a digest of the listing (results, not cache keys)."""
+        """Where the data was read, the split definitions in words, image counts and a digest of the listing
+        (recorded in results, not in cache keys: rewording a definition must not invalidate features)."""
         pools = self.load()
-        return {"location": str(self._where), "files": {k: len(v) for k, v in pools.items()},
-                "content_sha256": content_digest(pools), "notes": list(self._listing.notes)}
+        return {"location": str(self._where), "train": self.spec.train, "val": self.spec.val, "test": self.spec.test,
+                "files": {k: len(v) for k, v in pools.items()}, "content_sha256": content_digest(pools),
+                "notes": list(self._listing.notes)}
 
     def missing_message(self) -> str:
         roots = search_roots(self.data_root)

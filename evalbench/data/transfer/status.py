@@ -29,7 +29,7 @@ def status_rows(data_root: Optional[str], names: Optional[list[str]] = None) -> 
             row["problems"].append(str(exc))
             rows.append(row)
             continue
-        row["problems"] += src.provenance()["notes"]
+        row["problems"] += src.provenance()["notes"] + size_problems(spec, {k: len(v) for k, v in pools.items()})
         for name, pool in pools.items():
             row["counts"][name] = len(pool)
             labels = np.asarray(pool.labels)
@@ -39,6 +39,17 @@ def status_rows(data_root: Optional[str], names: Optional[list[str]] = None) -> 
                 row["problems"].append(f"{name} covers {present} of {spec.num_classes} classes")
         rows.append(row)
     return rows
+
+
+def size_problems(spec, counts: dict[str, int]) -> list[str]:
+    """Where this copy's split sizes differ from the full official dataset's (a partial copy, another version)."""
+    if not spec.sizes:
+        return []
+    train, val, test = spec.sizes
+    have = {"train": counts["train"] + (counts["val"] if val is None else 0), "val": counts["val"], "test": counts["test"]}
+    what = {"train": "train" if val is not None else "train + val (official train)", "val": "val", "test": "test"}
+    return [f"{what[k]} has {have[k]:,} images; the official split has {want:,}"
+            for k, want in (("train", train), ("val", val), ("test", test)) if want is not None and have[k] != want]
 
 
 def prepare(root: str, names: Optional[list[str]] = None) -> list[str]:
