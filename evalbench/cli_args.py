@@ -223,14 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     st = data_sub.add_parser("status", help="vtab: per task data route, split variant, counts, class coverage; "
+                             "transfer: per dataset location, split sizes, coverage; "
                              "a dataset SPEC: its layout, splits, classes and counts")
-    st.add_argument("suite", metavar="vtab|SPEC", help="vtab, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
+    st.add_argument("suite", metavar="vtab|transfer|SPEC",
+                    help="vtab, transfer, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
     st.add_argument("--data-root", help="where datasets live (default: $EVALBENCH_DATA)")
-    st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name cifar)")
+    st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name "
+                    "cifar; transfer-food101 or food101)")
     pr = data_sub.add_parser("prepare", help="download what can be downloaded; print the manual steps for the rest")
-    pr.add_argument("suite", choices=["vtab"], help="the suite to prepare")
+    pr.add_argument("suite", choices=["vtab", "transfer"], help="the suite to prepare")
     pr.add_argument("--root", required=True, help="the data root to fill (then pass it as --data-root or $EVALBENCH_DATA)")
-    pr.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name cifar)")
+    pr.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name "
+                    "cifar; transfer-food101 or food101)")
 
     tk = sub.add_parser("tasks", help="list registered tasks, their data and protocols (plain tab-separated lines when piped)")
     tk.add_argument("--data-root", help="where non-bundled datasets live (default: $EVALBENCH_DATA)")

@@ -125,6 +125,8 @@ def cmd_data(args, console) -> int:
 
     from .data.vtab import prepare, status_rows
 
+    if args.suite == "transfer":
+        return cmd_transfer_data(args, console)
     if args.data_command == "status" and args.suite != "vtab":
         return cmd_own_data_status(args, console)
     tasks = _vtab_folders(split_list(args.tasks))
@@ -150,6 +152,53 @@ def cmd_data(args, console) -> int:
 
     console.print(f"{warnings} warning(s). Community export layout: {LAYOUT} (<root> = --data-root or $EVALBENCH_DATA). "
                   "`evalbench data prepare vtab --root DIR` downloads what it can and prints the manual steps.",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
+def _transfer_names(names: Optional[list[str]]) -> Optional[list[str]]:
+    """Catalog keys (food101) for the names given: keys or the task names `run` uses (transfer-food101)."""
+    from .data.transfer import DATASETS
+    from .errors import UnknownNameError
+
+    if not names:
+        return None
+    out = []
+    for name in names:
+        key = name[len("transfer-"):] if name.startswith("transfer-") else name
+        if key not in DATASETS:
+            raise UnknownNameError("transfer dataset", name, [*DATASETS, *(f"transfer-{k}" for k in DATASETS)])
+        out.append(key)
+    return list(dict.fromkeys(out))
+
+
+def cmd_transfer_data(args, console) -> int:
+    """`data status transfer` (per dataset: where, split sizes, classes covered, split definitions) and `data prepare transfer`."""
+    from rich.table import Table
+
+    from .data.transfer import prepare, status_rows
+    from .data.transfer.source import SUBDIR
+
+    names = _transfer_names(split_list(args.tasks))
+    if args.data_command == "prepare":
+        for line in prepare(args.root, names):
+            console.print(line, highlight=False, soft_wrap=True)
+        return 0
+    rows = status_rows(args.data_root, names)
+    table = Table(title="Transfer suite data (Kornblith et al. 2019)")
+    for col in ("dataset", "metric", "train / val / test", "classes covered", "where / notes"):
+        table.add_column(col)
+    found = sum(bool(r["counts"]) for r in rows)
+    for r in rows:
+        counts = " / ".join(str(r["counts"].get(k, "–")) for k in ("train", "val", "test"))
+        cover = ", ".join(f"{k} {v}/{r['classes']}" for k, v in r["coverage"].items())
+        notes = ([r["where"]] if r["where"] else []) + [f"val: {r['splits']['val']}"]
+        notes += [("[yellow]warning:[/] " if r["where"] else "[red]missing:[/] ") + p for p in r["problems"]]
+        table.add_row(r["dataset"], r["metric"], counts, cover, "\n".join(notes))
+    console.print(table)
+    console.print(f"{found} of {len(rows)} datasets found. Each is looked for in DIR/{SUBDIR} and DIR (DIR = --data-root, "
+                  "then $EVALBENCH_DATA), in torchvision's layouts (README, Transfer suite); "
+                  "`evalbench data prepare transfer --root DIR` downloads what torchvision can.",
                   highlight=False, soft_wrap=True)
     return 0
 

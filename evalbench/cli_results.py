@@ -44,7 +44,9 @@ def cmd_leaderboard(args, console) -> int:
     _leaderboard_preflight(args, out)
     records, skipped = load_records(args.results)
     _leaderboard_warn(skipped, "JSON files skipped: not readable evalbench result records", args.strict)
-    board = build_leaderboard(records, args.metric, suite_task_groups(list_tasks().values()))
+    registered = list_tasks()
+    board = build_leaderboard(records, args.metric, suite_task_groups(registered.values()),
+                              task_metrics={name: t.metric for name, t in registered.items()})
     _leaderboard_warn(board.warnings, "stored predictions unusable", args.strict)
     images = []
     if args.plots:

@@ -38,16 +38,21 @@ def cmd_run(args, console) -> int:
     # several feature choices (--pool a,b) give several models: then each row names its own
     lead = ["model"] if len(models) > 1 else []
     table = Table(title=f"evalbench results: {', '.join(models)}")
-    for col in (*lead, "task", "protocol", "n (test)", "top1", "top5", "mean per class", "status"):
-        table.add_column(col, justify="right" if col in ("n (test)", "top1", "top5", "mean per class") else "left")
+    # tasks whose headline metric is not top1 (mean per class, VOC's 11-point mAP) get a headline column
+    headline = len(df) and (df["metric"] != "top1").any()
+    numeric = ("n (test)", "top1", "top5", "mean per class", "headline")
+    for col in (*lead, "task", "protocol", "n (test)", "top1", "top5", "mean per class", *(["headline"] if headline else []),
+                "status"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     unconverged = []
     for _, r in df.iterrows():
         top1 = format_metric(r["top1"], r["top1_ci"] if args.ci else None)
         if r["converged"] is False:
             top1 += " †"
             unconverged.append(f"{r['task']}/{r['protocol']}")
+        extra = [f"{r['metric']} {format_metric(r['value'], r['value_ci'] if args.ci else None)}"] if headline else []
         table.add_row(*[r[c] for c in lead], r["task"], r["protocol"], str(r["n_test"] or "–"), top1, format_metric(r["top5"]),
-                      format_metric(r["mean_per_class"], r["mean_per_class_ci"] if args.ci else None), r["status"])
+                      format_metric(r["mean_per_class"], r["mean_per_class_ci"] if args.ci else None), *extra, r["status"])
     console.print(table)
     if args.ci:
         console.print("± : half-width of the 95% interval (bootstrap over test items; few-shot and episodic: over "
@@ -109,8 +114,6 @@ def _print_suite_means(args, df, summary, console) -> None:
         console.print(f"[yellow]skipped for lack of data ({len(summary.missing)}):[/] {', '.join(summary.missing)}")
     tasks = list_tasks()
     groups = suite_task_groups(tasks.values()).get(args.suite or "")
-    if not groups and args.suite and len(df) > 1:  # an ungrouped suite: the mean over its tasks
-        groups = {name: "" for name, t in tasks.items() if args.suite in t.suites}
-    if groups and len(df):
+    if groups and (len(df) > 1 or any(groups.values())):
         for line in group_summary(df.to_dict("records"), groups):
             console.print(f"{args.suite} {line}")

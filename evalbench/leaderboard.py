@@ -84,8 +84,9 @@ def _model_labeller(records: Sequence[ResultRecord]) -> Callable[[ResultRecord],
 
 
 def _table_key(r: ResultRecord) -> tuple[str, str, str, str]:
-    """Protocol id and version, grouped suite and split variant: results that never share a table."""
-    suite = (r.task.suites or ("",))[0] if r.task.group else ""
+    """Protocol id and version, suite and split variant: results that never share a table (a task's first
+    suite names its table, so the transfer or ImageNet tasks are not averaged with the quick suite's)."""
+    suite = (r.task.suites or ("",))[0]
     return r.protocol.id, r.protocol.version, suite, r.task.split_variant
 
 
@@ -138,7 +139,7 @@ def _column_order(col: str) -> tuple:
 
 
 def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str, label: Callable,
-           suite_tasks: Optional[dict[str, dict[str, str]]]) -> Board:
+           suite_tasks: Optional[dict[str, dict[str, str]]], task_metrics: Optional[dict[str, str]] = None) -> Board:
     pid, pver, suite, variant = key
     versions = defaultdict(set)
     for r in recs:
@@ -162,14 +163,18 @@ def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str
     # extra test sets (ImageNet-R beside ImageNet val) are shown, never averaged into a mean
     beside = df[sorted(test_set_cols)]
     df = df.drop(columns=sorted(test_set_cols))
-    if suite:
-        expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
+    expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions} if suite else {}
+    for t in expected:  # an empty column still names its task's metric
+        col_metric[t] = (task_metrics or {}).get(t, "top1") if metric == HEADLINE else metric
+    if any(col_group.get(c) for c in df.columns) or any(expected.values()):
         col_group.update(expected)
         df = group_columns(df, col_group, list(expected))
         groups = df.attrs["groups"]
         means = {f"{g} mean": cols for g, cols in groups.items()}
         means["mean"] = [c for cols in groups.values() for c in cols]
     else:
+        for col in expected:  # a suite task without results: an empty column, and the mean is partial
+            df[col] = float("nan")
         df = df[sorted(df.columns)]
         means = {"mean": list(df.columns)}
         df["mean"] = df.mean(axis=1, skipna=True)
@@ -328,7 +333,8 @@ def _n_test_text(b: Board, col: str) -> str:
 
 
 def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: str = HEADLINE,
-                      suite_tasks: Optional[dict[str, dict[str, str]]] = None, with_stats: bool = True) -> Leaderboard:
+                      suite_tasks: Optional[dict[str, dict[str, str]]] = None, with_stats: bool = True,
+                      task_metrics: Optional[dict[str, str]] = None) -> Leaderboard:
     """Every table of the records with its annotations.
 
     One table per protocol (id and version); a column is a (task, task version) pair, so results of
@@ -336,7 +342,8 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     columns a model has; a model missing some columns gets a partial mean, flagged in `complete`.
     Results whose tasks carry a group (VTAB: natural, specialized, structured) get their own table per
     suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
-    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
+    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial,
+    and `task_metrics` (task -> headline metric) names the metric of such an empty column.
 
     `metric`: HEADLINE (default) shows each column in its task's headline metric (the `metric` row names
     it where one is not top1); any other name shows that metric everywhere. Extra test sets of a task
@@ -354,7 +361,7 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     preds = StoredPredictions()
     boards = []
     for key, recs in sorted(by_table.items()):
-        board = _board(key, recs, metric, label, suite_tasks)
+        board = _board(key, recs, metric, label, suite_tasks, task_metrics)
         annotate(board, preds, with_stats)
         boards.append(board)
     return Leaderboard(boards, metric, len(records), preds.warnings)
@@ -428,28 +435,36 @@ def write_frame(frame: pd.DataFrame, path: Optional[Path | str], fmt: str) -> st
 # ---------------------------------------------------------------------------- run summaries
 
 
-def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = "top1") -> list[str]:
-    """One line per protocol: the mean over a grouped suite's tasks and each group's mean, partial when tasks lack.
+def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = HEADLINE) -> list[str]:
+    """One line per protocol: the mean over a suite's tasks and each group's mean, partial when tasks lack.
 
     Args:
-        rows: dicts with task, protocol and the metric (e.g. the rows `evaluate` returns).
+        rows: dicts with task, protocol and the metric (e.g. the rows `evaluate` returns); under
+            HEADLINE, each row's own `metric` and `value` (its task's headline metric).
         task_groups: every task of the suite -> its group (what a complete run covers); tasks
             without a group ("") count in the mean only.
     """
     by_protocol: dict[str, dict[str, float]] = defaultdict(dict)
     paths: dict[str, dict[str, str]] = defaultdict(dict)
+    shown: dict[str, set[str]] = defaultdict(set)
     for r in rows:
-        if r["task"] in task_groups and r.get(metric) is not None and r[metric] == r[metric]:
-            by_protocol[r["protocol"]][r["task"]] = float(r[metric])
+        name = r.get("metric", "top1") if metric == HEADLINE else metric
+        value = r.get("value", r.get(name)) if metric == HEADLINE else r.get(metric)
+        if r["task"] in task_groups and value is not None and value == value:
+            by_protocol[r["protocol"]][r["task"]] = float(value)
+            shown[r["protocol"]].add(name)
             if r.get("path"):
                 paths[r["protocol"]][r["task"]] = r["path"]
     lines = []
     groups = list(dict.fromkeys(task_groups.values()))
     for pid, scores in sorted(by_protocol.items()):
-        def mean(tasks: list[str], pid: str = pid, scores: dict = scores) -> str:
-            return _partial_mean(scores, tasks, paths[pid] if metric == "top1" else {})
+        top1 = shown[pid] == {"top1"}  # the suite-mean interval resamples top-1 correctness
+
+        def mean(tasks: list[str], pid: str = pid, scores: dict = scores, top1: bool = top1) -> str:
+            return _partial_mean(scores, tasks, paths[pid] if top1 else {})
         parts = [f"{g} {mean([t for t, tg in task_groups.items() if tg == g])}" for g in groups if g]
-        lines.append(f"{pid}: mean {mean(list(task_groups))}" + "".join(f"; {p}" for p in parts))
+        what = "" if top1 else f" (each task's headline metric: {', '.join(sorted(shown[pid]))})"
+        lines.append(f"{pid}: mean{what} {mean(list(task_groups))}" + "".join(f"; {p}" for p in parts))
     return lines
 
 
@@ -484,10 +499,10 @@ def _suite_ci_from_paths(paths: list[str]):
 
 
 def suite_task_groups(tasks: Iterable[Any]) -> dict[str, dict[str, str]]:
-    """suite -> {task: group} for every suite whose tasks carry groups (from TaskSpec-like objects)."""
+    """suite -> {task: group} for every suite (group "" for tasks without one), from TaskSpec-like objects:
+    what a complete suite table holds."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
     for t in tasks:
-        if t.group:
-            for suite in t.suites:
-                out[suite][t.name] = t.group
+        for suite in t.suites:
+            out[suite][t.name] = t.group or ""
     return dict(out)

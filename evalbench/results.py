@@ -211,6 +211,8 @@ class ResultRecord:
         return {"model": self.model.name, "task": self.task.column, "group": self.task.group,
                 "protocol": self.protocol.id, "top1": self.metric("top1"), "top5": self.metric("top5"),
                 "mean_per_class": self.metric("mean_per_class"), "status": status,
+                "metric": self.task.headline, "value": self.metric(self.task.headline),
+                "value_ci": self.interval(self.task.headline),
                 "top1_ci": self.interval("top1"), "mean_per_class_ci": self.interval("mean_per_class"),
                 "n_test": self.n_test, "converged": self.converged,
                 "path": str(self.path) if self.path else None}

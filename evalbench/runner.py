@@ -310,14 +310,25 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
             summary.notes.append(f"{task.name}: test set(s) {', '.join(absent)} not found in the data, skipped "
                                  f"(`evalbench data status` shows what is found)")
         entries = select_protocols(task, protocols, protocol_options)
-        plans.append(TaskPlan(task, source, pools, splits, [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries],
-                              test_sets))
+        planned = [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries]
+        _check_multilabel_support(task, pools, planned)
+        plans.append(TaskPlan(task, source, pools, splits, planned, test_sets))
     if missing and not allow_missing:
         if len(missing) == 1 and len(task_specs) == 1:
             raise DataUnavailableError(missing[0][1])
         raise DataUnavailableError(_missing_data_message(missing, task_specs))
     summary.missing.extend(name for name, _ in missing)
     return plans
+
+
+def _check_multilabel_support(task: TaskSpec, pools: dict[str, ImagePool], planned: list[PlannedProtocol]) -> None:
+    """Refuse, before any extraction, a protocol that cannot take a multi-label task's (N, K) labels."""
+    if not any(np.ndim(pool.labels) == 2 for pool in pools.values()):
+        return
+    for p in planned:
+        if not p.protocol.accepts_multilabel:
+            raise ConfigError(f"protocol {p.entry.id!r} cannot score {task.name}: its labels are multi-label (several "
+                              "classes per image); run `linear` (one-vs-rest logistic regression, 11-point mAP)")
 
 
 def _provenance(encoder: Encoder) -> Optional[dict[str, Any]]:

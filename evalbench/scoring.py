@@ -6,6 +6,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import stats
+from .protocols.average_precision import bootstrap_map, multilabel_metrics
 from .protocols.metrics import accuracy, mean_per_class
 
 BOOTSTRAP_B = 2000
@@ -29,6 +30,8 @@ def metrics_from_predictions(arrays: dict[str, np.ndarray], num_classes: int) ->
     `@seedN` variants give `top1` as their mean (the headline over seeds).
     """
     y = np.asarray(arrays["y_true"])
+    if "scores" in arrays and y.ndim == 2:  # multi-label: mean average precision from the class scores
+        return multilabel_metrics(np.asarray(arrays["scores"]), y)
     out: dict[str, float] = {}
     seeds = [v for v in variants(arrays) if v.startswith("@seed")]
     if "y_pred" in arrays:
@@ -50,8 +53,14 @@ def intervals(arrays: dict[str, np.ndarray], metrics: dict[str, Any], seed: int 
 
     With headline predictions: percentile bootstrap over test items (mean per class: stratified by
     class), B draws from `seed`. Few-shot and episodic protocols report their own interval over
-    seeds or episodes (mean +- 1.96 std / sqrt(n)): it is shown as it is.
+    seeds or episodes (mean +- 1.96 std / sqrt(n)): it is shown as it is. Multi-label predictions
+    (`scores` with (N, K) `y_true`) get intervals for map11 and map, resampling test images.
     """
+    if arrays and "scores" in arrays and np.asarray(arrays["y_true"]).ndim == 2:
+        y = np.asarray(arrays["y_true"])
+        return {**bootstrap_map(np.asarray(arrays["scores"]), y, B=B, seed=seed, level=level),
+                "method": "percentile bootstrap over test images (each image with all its labels)",
+                "B": B, "seed": seed, "level": level, "n_test": int(len(y))}
     if arrays and "y_pred" in arrays:
         y = np.asarray(arrays["y_true"])
         top1 = stats.bootstrap_ci(correct(arrays), B=B, seed=seed, level=level)

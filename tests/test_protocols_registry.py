@@ -8,6 +8,7 @@ from evalbench.protocols import get_protocol, list_protocols
 from evalbench.protocols.contract import FeatureSplit, FeatureSplits, ProtocolOutcome
 
 NAMES = ["episodic-centroid", "episodic-logreg", "fewshot-knn", "fewshot-linear", "knn", "linear", "ridge"]
+MULTILABEL = ["multilabel-linear"]  # (N, K) labels only; tests/test_multilabel_probe.py evaluates it
 FAST = {"linear": {"bisection_steps": 1}, "fewshot-linear": {"shots": 2, "seeds": 2},
         "fewshot-knn": {"shots": 2, "seeds": 2}, "episodic-centroid": {"episodes": 10},
         "episodic-logreg": {"episodes": 5}}
@@ -26,7 +27,7 @@ def _splits():
 
 def test_registered_names_and_descriptions():
     protos = list_protocols()
-    assert sorted(protos) == NAMES
+    assert sorted(protos) == sorted(NAMES + MULTILABEL)
     assert all(isinstance(d, str) and d and "\n" not in d for d in protos.values())
 
 

@@ -11,6 +11,7 @@ from .hf import HfDataset
 from .imagefolder import ImageFolder
 from .vtab.dsprites import Dsprites
 from .idx import IdxDataset
+from .transfer import Transfer
 from .vtab import Vtab
 from .vtab.export import Vtab1kExport
 from .vtab.source import VtabSource
@@ -26,6 +27,7 @@ SOURCES = {
     "imagefolder": ImageFolder,   # your own data: ROOT/<split>/<class>/<image> or ROOT/<class>/<image>
     "filelist": FileList,         # your own data: a CSV/TSV (path, label, split) or `path label` lines
     "hf": HfDataset,              # your own data: a Hugging Face datasets dataset (Hub, save_to_disk, builders)
+    "transfer": Transfer,         # Kornblith et al. 2019 linear transfer suite (12 datasets, official splits)
 }
 
 

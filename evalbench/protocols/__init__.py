@@ -9,6 +9,7 @@ from .episodic import EpisodicCentroidProtocol, EpisodicLogRegProtocol
 from .fewshot import FewShotKNNProtocol, FewShotLinearProtocol
 from .knn import KNNProbe
 from .linear import LinearProbe
+from .multilabel import MultiLabelLinearProbe, MultiLabelLinearProtocol
 from .probe_protocols import KNNProtocol, LinearProtocol, RidgeProtocol
 from .protocol_base import Param, Protocol
 from .ridge import RidgeProbe
@@ -17,7 +18,7 @@ _REGISTRY: dict[str, type[Protocol]] = {
     cls.name: cls
     for cls in (
         LinearProtocol, KNNProtocol, RidgeProtocol, FewShotLinearProtocol, FewShotKNNProtocol,
-        EpisodicCentroidProtocol, EpisodicLogRegProtocol,
+        EpisodicCentroidProtocol, EpisodicLogRegProtocol, MultiLabelLinearProtocol,
     )
 }
 
@@ -59,6 +60,6 @@ def protocol_class(name: str) -> type[Protocol]:
 
 __all__ = [
     "get_protocol", "list_protocols", "protocol_class", "Protocol", "Param",
-    "LinearProbe", "KNNProbe", "RidgeProbe",
+    "LinearProbe", "KNNProbe", "RidgeProbe", "MultiLabelLinearProbe",
     "FeatureSplit", "FeatureSplits", "ProtocolOutcome",
 ]

@@ -11,7 +11,8 @@ from ..errors import ProtocolInputError
 
 @dataclass(frozen=True)
 class FeatureSplit:
-    """Features (N, D) float32 and integer labels (N,) of one split.
+    """Features (N, D) float32 and labels of one split: (N,) class indices, or (N, K) multi-label entries
+    1 (present) / 0 (absent) / -1 (ignored for that class, e.g. PASCAL VOC "difficult").
 
     class_subset: for a test split that covers only some of the task's classes (ImageNet-R and -A:
         200 of 1,000), the sorted class indices predictions are restricted to; None: all classes.
@@ -52,7 +53,9 @@ class FeatureSplits:
         for name, split in named:
             if split is None:
                 continue
-            if len(split) and (split.y.min() < 0 or split.y.max() >= self.num_classes):
+            if split.y.ndim == 2:
+                _check_multilabel(split.y, self.num_classes, name)
+            elif len(split) and (split.y.min() < 0 or split.y.max() >= self.num_classes):
                 raise ProtocolInputError(
                     f"{name} labels must lie in [0, {self.num_classes}), "
                     f"found [{split.y.min()}, {split.y.max()}]; check the task's label mapping"
@@ -61,6 +64,18 @@ class FeatureSplits:
                 raise ProtocolInputError(
                     f"{name} features contain NaN or inf; re-extract in float32 (--dtype fp32)"
                 )
+
+
+    @property
+    def multilabel(self) -> bool:
+        """True when the labels are (N, K) multi-label arrays."""
+        return self.train.y.ndim == 2
+
+
+def _check_multilabel(y: np.ndarray, num_classes: int, name: str) -> None:
+    if y.shape[1] != num_classes or not np.isin(y, (-1, 0, 1)).all():
+        raise ProtocolInputError(f"{name} multi-label labels must be (N, {num_classes}) arrays of 1 / 0 / -1, "
+                                 f"got shape {y.shape} with values {np.unique(y)[:5].tolist()}")
 
 
 @dataclass
@@ -75,7 +90,8 @@ class ProtocolOutcome:
         paired comparisons can be recomputed without features. Names: ``y_pred`` (N,) the headline
         predicted labels and ``top5`` (N, <=5) ranked labels; variants carry a suffix
         (``y_pred@k10``, ``top5@k10``; ``y_pred@seed0``); ``episode_top1`` (E,) per-episode
-        accuracy for episodic protocols. The runner adds ``y_true`` and ``test_index``.
+        accuracy for episodic protocols; ``scores`` (N, K) float64 class scores for multi-label
+        protocols (mean average precision is computed from them). The runner adds ``y_true`` and ``test_index``.
     """
 
     metrics: dict[str, float]

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ProtocolInputError
 from .contract import FeatureSplit, FeatureSplits, ProtocolOutcome, TestSetOutcome, restrict_to_subset
 from .knn import TOP5_FILL, TOP5_FILL_HELP, TOP5_RULES, KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
@@ -57,6 +58,7 @@ class LinearProtocol(Protocol):
     #    (CLIP_benchmark trains an AdamW head instead)
     version = "5"
     scores_test_sets = True
+    accepts_multilabel = True
     description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
                    "refit on train+val")
     params_spec = (
@@ -76,6 +78,8 @@ class LinearProtocol(Protocol):
     )
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
+        if splits.multilabel:  # PASCAL VOC2007: the linear probe of a multi-label task is one-vs-rest
+            return _multilabel_outcome(self.params, splits, seed, progress)
         p = self.params
         searching = p["C"] is None
         n_fits = (len(p["c_grid"]) + p["bisection_steps"] + 1) if searching else 1
@@ -137,6 +141,21 @@ class LinearProtocol(Protocol):
         }
         return ProtocolOutcome(metrics=metrics, params=params, details=details, predictions=predictions,
                                test_sets=_score_test_sets(splits, class_scores))
+
+
+def _multilabel_outcome(p: dict[str, Any], splits: FeatureSplits, seed: int, progress: Any) -> ProtocolOutcome:
+    """`linear` on multi-label (N, K) labels: the `multilabel-linear` probe (one-vs-rest logistic regression, C
+    chosen on val 11-point mAP) with the same settings, so a transfer table keeps VOC2007 in its linear column."""
+    from .multilabel import MultiLabelLinearProtocol
+
+    for option in ("standardize", "l2_normalize"):
+        if p[option]:
+            raise ProtocolInputError(f"linear: {option}: true is not supported on a multi-label task; leave it false")
+    shared = {k: v for k, v in p.items() if k not in ("standardize", "l2_normalize")}
+    outcome = MultiLabelLinearProtocol(shared).evaluate(splits, seed=seed, progress=progress)
+    outcome.params.update(standardize=False, l2_normalize=False,
+                          multilabel=f"labels are multi-label: the multilabel-linear probe (v{MultiLabelLinearProtocol.version}) ran")
+    return outcome
 
 
 def _final_fit(probe: LinearProbe) -> dict[str, Any]:

@@ -98,6 +98,8 @@ class Protocol(ABC):
     params_spec: ClassVar[tuple[Param, ...]]
     #: True when evaluate() also scores splits.test_sets with its one fit (ProtocolOutcome.test_sets)
     scores_test_sets: ClassVar[bool] = False
+    #: True when evaluate() takes multi-label (N, K) labels (PASCAL VOC2007)
+    accepts_multilabel: ClassVar[bool] = False
 
     def __init__(self, params: Optional[dict[str, Any]] = None):
         self.params = self.validate_params(params or {})
