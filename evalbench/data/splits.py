@@ -1,9 +1,12 @@
 """Seeded, stratified sample selection: the exact index lists that define every split."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import ConfigError
+from .subsets import subset_indices
 
 
 def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,8 +63,12 @@ def stratified_partition(labels: np.ndarray, sizes: dict[str, float | int], seed
 def resolve_splits(splits: dict, pools: dict, where: str) -> dict[str, tuple[str, np.ndarray]]:
     """Turn a task's `splits` block into {split: (pool name, sorted sample indices)}.
 
+    A split is a whole pool, a seeded stratified sample of it (`size`, `seed`), the files a list
+    names (`subset`: a shipped list such as simclr-1pct, or a file), or a partition of one pool.
+
     Raises:
         ConfigError: a split names a pool the source does not have, or asks for too many samples.
+        DataUnavailableError: files a `subset` list names are missing from the pool.
     """
     def pool_of(name: str):
         if name not in pools:
@@ -74,9 +81,13 @@ def resolve_splits(splits: dict, pools: dict, where: str) -> dict[str, tuple[str
         parts = stratified_partition(pool.labels, part["sizes"], int(part.get("seed", 0)))
         return {name: (part["pool"], np.sort(idx)) for name, idx in parts.items()}
     out = {}
+    # a relative subset list is read from the task file's folder
+    base = Path(where).parent if Path(where).is_file() else None
     for name, spec in splits.items():
         pool = pool_of(spec["pool"])
-        if spec.get("size") is None:
+        if spec.get("subset") is not None:
+            idx = subset_indices(pool, spec["pool"], str(spec["subset"]), base)
+        elif spec.get("size") is None:
             idx = np.arange(len(pool))
         else:
             idx = stratified_sample(pool.labels, int(spec["size"]), np.random.default_rng(int(spec.get("seed", 0))))
