@@ -220,8 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="where each task's data is (status) and how to get it (prepare)")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     st = data_sub.add_parser("status", help="vtab: per task data route, split variant, counts, class coverage; "
+                             "imagenet: layout, each pool's counts against the complete sets, the subset lists; "
                              "a dataset SPEC: its layout, splits, classes and counts")
-    st.add_argument("suite", metavar="vtab|SPEC", help="vtab, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
+    st.add_argument("suite", metavar="vtab|imagenet|SPEC",
+                    help="vtab, imagenet, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
     st.add_argument("--data-root", help="where datasets live (default: $EVALBENCH_DATA)")
     st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name cifar)")
     pr = data_sub.add_parser("prepare", help="download what can be downloaded; print the manual steps for the rest")

@@ -18,8 +18,9 @@ WNIDS = ("n01440764", "n01443537", "n01484850", "n01494475", "n01498041", "n0153
 
 
 def class_colour(i: int) -> tuple[int, int, int]:
-    """A distinct flat colour per class index (1000 classes: 10 x 10 x 10 levels)."""
-    return (i % 10) * 25 + 5, ((i // 10) % 10) * 25 + 5, (i // 100) * 25 + 5
+    """A distinct flat colour per class index (1000 classes: 10 x 10 x 10 levels; neighbouring classes far apart)."""
+    j = (i * 337) % 1000  # a bijection of 0..999 that spreads consecutive classes over all three channels
+    return (j % 10) * 25 + 5, ((j // 10) % 10) * 25 + 5, (j // 100) * 25 + 5
 
 
 def _jpeg(i: int, size: int = 8) -> bytes:

@@ -57,12 +57,15 @@ class ImageNet:
                                        "`evalbench data status imagenet --data-root DIR` shows what is found")
         return list_imagenet(root)
 
+    def test_set_search(self, listing: Listing) -> list[Path]:
+        """Where robustness test-set folders are looked for: the ImageNet folder, then the data roots."""
+        return list(dict.fromkeys([listing.root, *data_roots(self.data_root)]))
+
     def robustness(self, listing: Listing) -> dict[str, RobustnessListing]:
         """The robustness test sets whose folders are present, listed against the copy's classes."""
-        search = list(dict.fromkeys([listing.root, *data_roots(self.data_root)]))
         found = {}
         for test in ROBUSTNESS_SETS:
-            folder = find_test_set(test, search)
+            folder = find_test_set(test, self.test_set_search(listing))
             if folder is not None:
                 found[test.pool] = list_test_set(test, folder, tuple(listing.classes))
         return found
@@ -70,9 +73,10 @@ class ImageNet:
     def pool_names(self) -> list[str]:
         return list(self.load())
 
-    def expected_sizes(self) -> dict[str, int]:
-        """Image counts of the complete datasets, per pool (what `--dry-run` scales a partial copy to)."""
-        return {**EXPECTED, **{t.pool: t.expected for t in ROBUSTNESS_SETS}}
+    def full_scale(self) -> dict[str, Any]:
+        """The complete datasets' image counts per pool and ImageNet's class count: what `--dry-run` scales a
+        partial copy (or a test fixture) to."""
+        return {"pools": {**EXPECTED, **{t.pool: t.expected for t in ROBUSTNESS_SETS}}, "classes": 1000}
 
     def identity(self) -> dict[str, Any]:
         listing = self.listing()
