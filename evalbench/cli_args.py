@@ -190,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "interval, the best model and those not separable from it in bold, unconverged fits marked.")
     lb.add_argument("results", nargs="*", default=["results"], help="results directories (default: results)")
     lb.add_argument("-o", "--output", help="write here (default: print it; parquet and --plots need a file)")
-    lb.add_argument("--metric", default="top1", help="metric to rank by (default top1)")
+    lb.add_argument("--metric", default="headline",
+                    help="metric to show and rank by: headline (default: each task's own, named in a `metric` row where "
+                         "it is not top1: mean_per_class for Aircraft, Pets, Caltech-101, Flowers; map11 for VOC2007), "
+                         "or one metric for every column (top1, top5, mean_per_class, ...)")
     lb.add_argument("--title", default="evalbench leaderboard")
     lb.add_argument("--format", choices=["md", "csv", "parquet"], default="md",
                     help="md (default); csv or parquet: one tidy row per (table, model, task column)")

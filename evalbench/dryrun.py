@@ -50,7 +50,7 @@ def dry_run(model: Union[str, Encoder], suite: Optional[str] = None, tasks: Opti
         pre_s, enc_s, dims = _timed_batch(encoder, preprocess, plan, batch_size, [c.key for c in choices])
         rate = images_per_second(pre_s, enc_s, workers, on_cpu)
         full = _full_scale(plan)
-        for split, (pool_name, idx) in plan.splits.items():
+        for split, (pool_name, idx) in plan.split_pools().items():
             pool = plan.pools[pool_name]
             identity = {**plan.source.identity(), "pool": pool_name, "pool_sha256": pool.digest()}
             keys = [feature_key(c.fingerprint, preprocess.to_dict(), identity, idx)[0] for c in choices]

@@ -16,6 +16,8 @@ from .leaderboard_cells import ALPHA, Board, Cell, StoredPredictions, annotate
 from .results import ResultRecord, as_record, read_result
 
 DAGGER = "†"
+#: The default `metric`: each column shows its task's own headline metric (task YAML `metric:`, top1 unless set).
+HEADLINE = "headline"
 CONVERGENCE_NOTE = f"{DAGGER} final fit stopped before its tolerance: see the record's details.final_fit"
 FRAME_COLUMNS = ["table", "protocol", "protocol_version", "model", "task", "kind", "metric", "value", "ci_low", "ci_high",
                  "n_test", "converged", "complete", "is_best", "separable_from_best"]
@@ -124,6 +126,17 @@ def group_columns(df: pd.DataFrame, col_group: dict[str, str], expected: Sequenc
     return df
 
 
+def metric_of(record: ResultRecord, metric: str) -> str:
+    """The metric a record is shown in: its task's headline metric under HEADLINE, else `metric`."""
+    return record.task.headline if metric == HEADLINE else metric
+
+
+def _column_order(col: str) -> tuple:
+    """A task's column, then its extra test sets (`task@set`) right beside it."""
+    task, _, test_set = col.partition("@")
+    return task, bool(test_set), test_set
+
+
 def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str, label: Callable,
            suite_tasks: Optional[dict[str, dict[str, str]]]) -> Board:
     pid, pver, suite, variant = key
@@ -133,13 +146,22 @@ def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str
     values: dict[str, dict[str, float]] = defaultdict(dict)
     at: dict[tuple[str, str], ResultRecord] = {}
     col_group: dict[str, str] = {}
+    col_metric: dict[str, str] = {}
+    test_set_cols: set[str] = set()
     for r in recs:
         t = r.task.name
         col = t if len(versions[t]) == 1 else f"{t} (v{r.task.version})"
-        values[label(r)][col] = r.metric(metric)
+        if r.task.test_set:
+            col = f"{col}@{r.task.test_set}"
+            test_set_cols.add(col)
+        values[label(r)][col] = r.metric(metric_of(r, metric))
         at[(label(r), col)] = r
         col_group[col] = r.task.group or ""
+        col_metric[col] = metric_of(r, metric)
     df = pd.DataFrame.from_dict(values, orient="index")
+    # extra test sets (ImageNet-R beside ImageNet val) are shown, never averaged into a mean
+    beside = df[sorted(test_set_cols)]
+    df = df.drop(columns=sorted(test_set_cols))
     if suite:
         expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions}
         col_group.update(expected)
@@ -152,9 +174,23 @@ def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str
         means = {"mean": list(df.columns)}
         df["mean"] = df.mean(axis=1, skipna=True)
         df["complete"] = df.drop(columns="mean").notna().all(axis=1)
+    df = _place_beside(df, beside)
     df = df.sort_values(["complete", "mean"], ascending=[False, False], kind="stable")
     df.index.name = "model"
-    return Board(_table_name(pid, pver, suite, variant), pid, pver, df, at, means)
+    return Board(_table_name(pid, pver, suite, variant), pid, pver, df, at, means, metrics=col_metric)
+
+
+def _place_beside(df: pd.DataFrame, beside: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each extra test-set column inserted right after its task's column."""
+    if not len(beside.columns):
+        return df
+    df = df.join(beside, how="outer")
+    order: list[str] = []
+    for col in [c for c in df.columns if c not in beside.columns]:
+        order.append(col)
+        order += sorted((b for b in beside.columns if b.partition("@")[0] == col), key=_column_order)
+    order += [b for b in beside.columns if b not in order]  # a test set whose task column is absent
+    return df[order]
 
 
 # ---------------------------------------------------------------------------- the leaderboard
@@ -177,7 +213,8 @@ class Leaderboard:
                 for col in b.columns:
                     c = b.cells.get((model, col))
                     if c is not None:
-                        rows.append((b.name, b.protocol, b.protocol_version, model, col, c.kind, self.metric, c.value,
+                        rows.append((b.name, b.protocol, b.protocol_version, model, col, c.kind,
+                                     b.metrics.get(col, self.metric), c.value,
                                      c.low, c.high, c.n_test, c.converged, c.complete, c.best if c.separable is not None else None,
                                      c.separable))
         df = pd.DataFrame(rows, columns=FRAME_COLUMNS)
@@ -198,7 +235,7 @@ class Leaderboard:
             f"# {title}",
             "",
             f"Generated from {self.n_records} result records in {', '.join(f'`{s}`' for s in sources)}. "
-            f"Metric: {self.metric} accuracy (%) on each task's test split; models sorted by the mean over tasks.",
+            f"Metric: {self._metric_text()}; models sorted by the mean over tasks.",
             "",
             *self._legend(ci),
             "",
@@ -212,6 +249,15 @@ class Leaderboard:
             for caption, path in images:
                 lines += [f"![{caption}]({path})", ""]
         return "\n".join(lines)
+
+    def _metric_text(self) -> str:
+        if self.metric != HEADLINE:
+            return f"{self.metric} (%) on each task's test split"
+        shown = {m for b in self.boards for m in b.metrics.values()}
+        if shown <= {"top1"}:
+            return "top1 accuracy (%) on each task's test split"
+        return ("each task's headline metric (%), named in each table's `metric` row: top1 accuracy, mean_per_class "
+                "(mean per-class accuracy), map11 (11-point mAP) on the task's test split")
 
     def _legend(self, ci: bool) -> list[str]:
         lines = []
@@ -229,8 +275,11 @@ class Leaderboard:
             f"McNemar p ≥ {ALPHA} or a paired-bootstrap 95% interval of the difference that includes 0 (few-shot and "
             "episodic columns: the paired bootstrap alone; mean columns: the paired bootstrap of the difference of means). "
             "Not corrected for multiple comparisons. Records without stored predictions get no marks"
-            + (" and no ±." if ci else ".") + ("" if self.metric == "top1" else
-                                              f" Marks and mean intervals are computed for top1 only, not for {self.metric}."),
+            + (" and no ±." if ci else ".") + ("" if all(m == "top1" for b in self.boards for m in b.metrics.values())
+                                              else " Marks and mean intervals are computed for top1 columns only."),
+            *(["- `task@set`: the same fit scored on an extra test set of the task (ImageNet-V2, -Sketch, -R, -A); "
+               "shown beside the task, not counted in means."]
+              if any("@" in c for b in self.boards for c in b.columns) else []),
             "- `n (test)`: the first row gives each task's test-set size.",
             f"- {DAGGER}: the final fit stopped before its tolerance (see the note under the table).",
         ]
@@ -260,6 +309,8 @@ def _board_lines(b: Board, ci: bool) -> list[str]:
     cols = b.columns
     lines.append("| model | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
+    if any(m != "top1" for m in b.metrics.values()):
+        lines.append("| metric | " + " | ".join(b.metrics.get(c, "") for c in cols) + " |")
     lines.append("| n (test) | " + " | ".join(_n_test_text(b, c) for c in cols) + " |")
     for model in b.values.index:
         lines.append(f"| {model} | " + " | ".join(_cell_text(b.cells.get((model, c)), ci) for c in cols) + " |")
@@ -276,7 +327,7 @@ def _n_test_text(b: Board, col: str) -> str:
     return "/".join(str(n) for n in sizes) or "–"
 
 
-def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
+def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: str = HEADLINE,
                       suite_tasks: Optional[dict[str, dict[str, str]]] = None, with_stats: bool = True) -> Leaderboard:
     """Every table of the records with its annotations.
 
@@ -287,10 +338,15 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
     (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial.
 
-    With `with_stats` and metric top1, mean intervals and tie marks come from the stored predictions.
+    `metric`: HEADLINE (default) shows each column in its task's headline metric (the `metric` row names
+    it where one is not top1); any other name shows that metric everywhere. Extra test sets of a task
+    (`task@set`) sit beside its column and count in no mean.
+
+    With `with_stats`, the intervals and tie marks of top1 columns (and of means over top1 columns only)
+    come from the stored predictions.
     """
     records = [as_record(r) for r in records]
-    shown = [r for r in records if r.metric(metric) is not None]
+    shown = [r for r in records if r.metric(metric_of(r, metric)) is not None]
     label = _model_labeller(shown)
     by_table: dict[tuple[str, str, str, str], list] = defaultdict(list)
     for r in shown:
@@ -299,18 +355,18 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     boards = []
     for key, recs in sorted(by_table.items()):
         board = _board(key, recs, metric, label, suite_tasks)
-        annotate(board, metric, preds, with_stats)
+        annotate(board, preds, with_stats)
         boards.append(board)
     return Leaderboard(boards, metric, len(records), preds.warnings)
 
 
-def leaderboard_tables(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
+def leaderboard_tables(records: Iterable[ResultRecord | dict[str, Any]], metric: str = HEADLINE,
                        suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> dict[str, pd.DataFrame]:
     """One table of values per protocol (and grouped suite): rows are models, columns are tasks, means and `complete`."""
     return {b.name: b.values for b in build_leaderboard(records, metric, suite_tasks, with_stats=False).boards}
 
 
-def leaderboard_frame(records: Iterable[ResultRecord | dict[str, Any]], metric: str = "top1",
+def leaderboard_frame(records: Iterable[ResultRecord | dict[str, Any]], metric: str = HEADLINE,
                       suite_tasks: Optional[dict[str, dict[str, str]]] = None) -> pd.DataFrame:
     """The leaderboard as a tidy table, one row per shown number.
 
@@ -331,7 +387,7 @@ def format_metric(v: Any, interval: Optional[Sequence[float]] = None) -> str:
     return f"{v:.2f} ± {(interval[1] - interval[0]) / 2:.2f}"
 
 
-def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = "top1",
+def render_markdown(records: Sequence[ResultRecord | dict[str, Any]], sources: Sequence[str], metric: str = HEADLINE,
                     title: str = "evalbench leaderboard", suite_tasks: Optional[dict[str, dict[str, str]]] = None,
                     ci: bool = True) -> str:
     """The leaderboard as markdown: a generated-file header, then one table per protocol (and grouped suite)."""

@@ -45,6 +45,7 @@ class Board:
     records: dict[tuple[str, str], ResultRecord]  # (model, task column) -> record
     means: dict[str, list[str]]  # mean column -> the task columns it averages
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # task column -> the metric it shows
 
     @property
     def columns(self) -> list[str]:
@@ -110,14 +111,15 @@ def _separable(best: np.ndarray, other: np.ndarray) -> bool:
     return not ci.low <= 0.0 <= ci.high
 
 
-def annotate(board: Board, metric: str, preds: StoredPredictions, with_stats: bool) -> None:
-    """Fill board.cells: stored intervals, test sizes and convergence; mean intervals and tie marks from predictions."""
+def annotate(board: Board, preds: StoredPredictions, with_stats: bool) -> None:
+    """Fill board.cells: stored intervals, test sizes and convergence; mean intervals and tie marks from
+    predictions (top1 columns, and means over top1 columns only: the paired tests compare per-item correctness)."""
     df = board.values
     for (model, col), r in board.records.items():
         value = df.at[model, col]
         if pd.isna(value):
             continue
-        low_high = r.interval(metric)
+        low_high = r.interval(board.metrics[col])
         n = r.n_test if r.n_test is not None else r.uncertainty.get("n_test")
         board.cells[(model, col)] = Cell(float(value), "task", *(low_high or (None, None)), n, r.converged)
     for col, tasks in board.means.items():
@@ -129,15 +131,20 @@ def annotate(board: Board, metric: str, preds: StoredPredictions, with_stats: bo
             cell = Cell(float(df.at[model, col]), kind, complete=len(have) == len(tasks))
             if len(have) == 1:  # the mean of one task is that task: its interval too
                 cell.low, cell.high = board.cells[(model, have[0])].low, board.cells[(model, have[0])].high
-            elif with_stats and metric == "top1":
+            elif with_stats and _top1(board, tasks):
                 _mean_interval(cell, [board.records[(model, t)] for t in have], preds)
             board.cells[(model, col)] = cell
-    if with_stats and metric == "top1":
+    if with_stats:
         for col in board.columns:
-            if col in board.means:
+            if col in board.means and _top1(board, board.means[col]):
                 _mark_mean_column(board, col, preds)
-            else:
+            elif col not in board.means and board.metrics.get(col) == "top1":
                 _mark_task_column(board, col, preds)
+
+
+def _top1(board: Board, cols: list[str]) -> bool:
+    """True when every one of these columns shows top1 (absent columns of a suite count as top1)."""
+    return all(board.metrics.get(c, "top1") == "top1" for c in cols)
 
 
 def _mean_interval(cell: Cell, records: list[ResultRecord], preds: StoredPredictions) -> None:

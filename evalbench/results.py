@@ -85,6 +85,17 @@ class TaskInfo:
     file: Optional[str] = None
     group: Optional[str] = None
     suites: tuple[str, ...] = ()
+    metric: Optional[str] = None  # the task's headline metric (None: top1, records before it was recorded)
+    test_set: Optional[str] = None  # an extra test set of the task (scored with the fit for its test split)
+
+    @property
+    def column(self) -> str:
+        """The task's column in tables: its name, `name@test set` for an extra test set."""
+        return f"{self.name}@{self.test_set}" if self.test_set else self.name
+
+    @property
+    def headline(self) -> str:
+        return self.metric or "top1"
 
     @property
     def split_variant(self) -> str:
@@ -197,7 +208,7 @@ class ResultRecord:
 
     def row(self, status: str = "") -> dict[str, Any]:
         """The summary row the Python API and the CLI show: model, task, protocol and headline metrics."""
-        return {"model": self.model.name, "task": self.task.name, "group": self.task.group,
+        return {"model": self.model.name, "task": self.task.column, "group": self.task.group,
                 "protocol": self.protocol.id, "top1": self.metric("top1"), "top5": self.metric("top5"),
                 "mean_per_class": self.metric("mean_per_class"), "status": status,
                 "top1_ci": self.interval("top1"), "mean_per_class_ci": self.interval("mean_per_class"),
@@ -210,7 +221,8 @@ class ResultRecord:
         model = {"spec": m.spec, "name": m.name, "slug": m.slug, "fingerprint": m.fingerprint, "preprocess": m.preprocess,
                  **_drop_none({"preprocess_override": m.preprocess_override, "base_preprocess": m.base_preprocess,
                                "provenance": m.provenance})}
-        task = dataclasses.asdict(self.task)
+        task = {k: v for k, v in dataclasses.asdict(self.task).items()
+                if v is not None or k not in ("metric", "test_set")}  # optional facts only when set
         task["suites"] = list(self.task.suites)
         return {"schema_version": self.schema_version, "model": model, "task": task,
                 "protocol": dataclasses.asdict(self.protocol), "metrics": self.metrics, "details": self.details,

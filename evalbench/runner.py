@@ -1,6 +1,7 @@
 """The only module that wires encoders, data, the feature cache and protocols together."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from .adapters.base import Encoder, Preprocess, check_encoder
 from .cache import FeatureCache, probe_writable
 from .data import DataSource, ImagePool, make_source
 from .data.ragged import per_image
-from .data.splits import resolve_splits
+from .data.splits import resolve_splits, resolve_test_sets
 from .data.task_preprocess import effective_preprocess
 from .distributed import SINGLE, DistContext, init_distributed, place_encoder, resolve_device, shutdown
 from .errors import ConfigError, DataUnavailableError
@@ -60,20 +61,29 @@ class TaskPlan:
     pools: dict[str, ImagePool]
     splits: dict[str, tuple[str, np.ndarray]]  # split name -> (pool name, sample indices)
     protocols: list[PlannedProtocol]
+    test_sets: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # extra test sets the data has
 
     @property
     def num_classes(self) -> int:
         return len(next(iter(self.pools.values())).classes)
 
-    def task_info(self) -> TaskInfo:
+    def task_info(self, test_set: Optional[str] = None) -> TaskInfo:
+        """The task as run; for an extra test set, its size is the `test` count and `test_set` names it."""
         t = self.task
         # own-data sources add where the data was read and a digest of its listing (not cache-key material)
         provenance = getattr(self.source, "provenance", None)
         dataset = {**self.source.identity(), **(provenance() if callable(provenance) else {})}
-        return TaskInfo(name=t.name, version=t.version, dataset=dataset,
-                        splits={k: int(len(idx)) for k, (_, idx) in self.splits.items()},
-                        split_definition=t.splits, num_classes=self.num_classes, file=Path(t.path).name,
-                        group=t.group or None, suites=tuple(t.suites))
+        splits = {k: int(len(idx)) for k, (_, idx) in self.splits.items()}
+        if test_set is not None:
+            splits["test"] = int(len(self.test_sets[test_set][1]))
+        definition = {**t.splits, "test_sets": t.test_sets} if t.test_sets else t.splits
+        return TaskInfo(name=t.name, version=t.version, dataset=dataset, splits=splits,
+                        split_definition=definition, num_classes=self.num_classes, file=Path(t.path).name,
+                        group=t.group or None, suites=tuple(t.suites), metric=t.metric, test_set=test_set)
+
+    def split_pools(self) -> dict[str, tuple[str, np.ndarray]]:
+        """Every split whose features a run needs: train / val / test, then `@name` per extra test set."""
+        return {**self.splits, **{f"@{name}": where for name, where in self.test_sets.items()}}
 
 
 @dataclass
@@ -295,8 +305,13 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
             missing.append((task.name, str(exc)))
             continue
         splits = resolve_splits(task.splits, pools, task.path)
+        test_sets, absent = resolve_test_sets(task.test_sets, pools)
+        if absent:
+            summary.notes.append(f"{task.name}: test set(s) {', '.join(absent)} not found in the data, skipped "
+                                 f"(`evalbench data status` shows what is found)")
         entries = select_protocols(task, protocols, protocol_options)
-        plans.append(TaskPlan(task, source, pools, splits, [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries]))
+        plans.append(TaskPlan(task, source, pools, splits, [PlannedProtocol(e, get_protocol(e.name, e.params)) for e in entries],
+                              test_sets))
     if missing and not allow_missing:
         if len(missing) == 1 and len(task_specs) == 1:
             raise DataUnavailableError(missing[0][1])
@@ -346,6 +361,15 @@ def _taken_by_other(model_dir: Path, fingerprint: dict[str, Any], own_preprocess
     return False
 
 
+def _record_paths(plan: TaskPlan, planned: PlannedProtocol, ctx: RunContext, slug: str) -> dict[Optional[str], Path]:
+    """Where a protocol's records go: None -> the test split's, then one per extra test set it scores."""
+    paths: dict[Optional[str], Path] = {None: result_path(ctx.output, slug, plan.task.name, planned.entry.id)}
+    if planned.protocol.scores_test_sets:
+        for name in plan.test_sets:
+            paths[name] = result_path(ctx.output, slug, plan.task.name, f"{planned.entry.id}@{name}")
+    return paths
+
+
 def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ctx: RunContext) -> list[dict[str, Any]]:
     """Reuse the task's current records; extract what the rest need (every feature choice in one pass); run them."""
     rows, todo = [], []
@@ -353,15 +377,17 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
     for m in models:
         info, runs = m.info(plan.task), []
         for p in plan.protocols:
-            path = result_path(ctx.output, m.slug, plan.task.name, p.entry.id)
-            existing = None if ctx.force else read_result(path)
+            paths = _record_paths(plan, p, ctx, m.slug)
+            existing = {k: None if ctx.force else read_result(path) for k, path in paths.items()}
             request = RunRequest(info.fingerprint, info.preprocess, plan.task.version, p.protocol.name,
                                  p.protocol.version, p.entry.params, ctx.seed)
-            if existing is not None and existing.answers(request) and existing.task.dataset.get("content_sha256") == content:
-                ctx.summary.skipped.append(f"{plan.task.name}/{p.entry.id}")
-                rows.append(existing.row("reused"))
+            # one fit scores the test split and every extra test set: reuse all of its records or none
+            if all(r is not None and r.answers(request) and r.task.dataset.get("content_sha256") == content
+                   for r in existing.values()):
+                ctx.summary.skipped += [f"{plan.task.name}/{path.stem}" for path in paths.values()]
+                rows += [r.row("reused") for r in existing.values()]
             else:
-                runs.append((p, path))
+                runs.append((p, paths))
         if runs:
             todo.append((m, runs))
     if not todo:
@@ -373,30 +399,59 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
     extract_s = time.perf_counter() - t0
     if not ctx.dist.is_main:  # the other ranks only help extract
         return rows
-    task_info = plan.task_info()
     for m, runs in todo:
         splits = {name: per_choice[m.choice.key] for name, per_choice in feats.items()}
-        # protocols read every row many times: load the memory-mapped features into RAM once
-        loaded = {k: FeatureSplit(np.array(v.features), v.labels) for k, v in splits.items()}
-        fsplits = FeatureSplits(train=loaded["train"], test=loaded["test"], val=loaded.get("val"),
-                                num_classes=plan.num_classes)
-        test_index = plan.splits["test"][1]
-        for p, path in runs:
+        fsplits = _feature_splits(plan, splits)
+        for p, paths in runs:
             _announce_cost(p, fsplits, ctx.device)
-            record, predictions = run_protocol(_on_device(p, ctx.device), fsplits, m.info(plan.task), task_info, ctx,
-                                               cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
-                                               device=str(getattr(encoder, "device", "cpu")), test_index=test_index)
-            record = record.write(path, predictions)
-            ctx.summary.computed.append(f"{plan.task.name}/{p.entry.id}")
-            rows.append(record.row("computed"))
+            scored = fsplits if p.protocol.scores_test_sets else dataclasses.replace(fsplits, test_sets={})
+            written = write_protocol_records(_on_device(p, ctx.device), scored, m.info(plan.task), plan, ctx, paths,
+                                             cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
+                                             device=str(getattr(encoder, "device", "cpu")))
+            for record in written:
+                ctx.summary.computed.append(f"{plan.task.name}/{record.path.stem}")
+                rows.append(record.row("computed"))
     return rows
+
+
+def _feature_splits(plan: TaskPlan, splits: dict[str, Any]) -> FeatureSplits:
+    """The protocols' view of a task's features, loaded into RAM once (protocols read every row many times)."""
+    def loaded(key: str, pool_name: Optional[str] = None) -> FeatureSplit:
+        subset = getattr(plan.pools[pool_name], "class_subset", None) if pool_name else None
+        return FeatureSplit(np.array(splits[key].features), splits[key].labels,
+                            None if subset is None else np.asarray(subset, dtype=np.int64))
+
+    return FeatureSplits(train=loaded("train"), test=loaded("test", plan.splits["test"][0]),
+                         val=loaded("val") if "val" in splits else None, num_classes=plan.num_classes,
+                         test_sets={name: loaded(f"@{name}", pool) for name, (pool, _) in plan.test_sets.items()})
+
+
+def write_protocol_records(planned: PlannedProtocol, fsplits: FeatureSplits, model: ModelInfo, plan: TaskPlan,
+                           ctx: RunContext, paths: dict[Optional[str], Path], cache_keys: dict[str, str],
+                           extract_s: float, device: str) -> list[ResultRecord]:
+    """Run one protocol (one fit) and write its record for the test split and one per extra test set."""
+    record, predictions, extra = run_protocol(planned, fsplits, model, plan.task_info(), ctx, cache_keys=cache_keys,
+                                              extract_s=extract_s, device=device, test_index=plan.splits["test"][1])
+    written = [record.write(paths[None], predictions)]
+    for name, outcome in extra.items():
+        preds = dict(outcome.predictions)
+        if preds:
+            preds.update(y_true=fsplits.test_sets[name].y.astype(np.int64),
+                         test_index=np.asarray(plan.test_sets[name][1], dtype=np.int64))
+        keys = {k: v for k, v in cache_keys.items() if not k.startswith("@") or k == f"@{name}"}
+        rec = dataclasses.replace(
+            record, task=plan.task_info(name), metrics=outcome.metrics, cache_keys=keys,
+            details={"fit": f"shared with {paths[None].name}: the same fitted probe scored on test set {name}"},
+            uncertainty=intervals(preds, outcome.metrics, seed=ctx.seed))
+        written.append(rec.write(paths[name], preds))
+    return written
 
 
 def extract_splits(encoder: Encoder, preprocess: Preprocess, choices: list[FeatureChoice], plan: TaskPlan,
                    ctx: RunContext) -> dict[str, dict]:
     """Features of every split of a task for every choice: {split: {choice key: CachedFeatures}}."""
     feats = {}
-    for split_name, (pool_name, idx) in plan.splits.items():
+    for split_name, (pool_name, idx) in plan.split_pools().items():
         pool = plan.pools[pool_name]
         identity = {**plan.source.identity(), "pool": pool_name, "pool_sha256": pool.digest()}
         got = extract_features(encoder, preprocess, choices, pool, idx, identity, ctx.cache,
@@ -443,9 +498,10 @@ def _announce_cost(planned: PlannedProtocol, splits: FeatureSplits, device: Opti
 
 def run_protocol(planned: PlannedProtocol, splits: FeatureSplits, model: ModelInfo, task: TaskInfo, ctx: RunContext,
                  cache_keys: dict[str, str], extract_s: float, device: str,
-                 test_index: np.ndarray) -> tuple[ResultRecord, dict[str, np.ndarray]]:
+                 test_index: np.ndarray) -> tuple[ResultRecord, dict[str, np.ndarray], dict[str, Any]]:
     """Fit and score one protocol on loaded features: the record it yields (not yet written), with its
-    intervals, and the per-item predictions to store beside it (test ids in the cache's order)."""
+    intervals, the per-item predictions to store beside it (test ids in the cache's order), and the
+    outcomes of the extra test sets it scored with the same fit."""
     started, t1 = _now(), time.perf_counter()
     env = ctx.env(device)
     outcome = planned.protocol.evaluate(splits, seed=ctx.seed, progress=ctx.progress)
@@ -461,4 +517,4 @@ def run_protocol(planned: PlannedProtocol, splits: FeatureSplits, model: ModelIn
         timing={"started": started, "finished": _now(), "extract_seconds": round(extract_s, 3),
                 "protocol_seconds": round(time.perf_counter() - t1, 3)},
         uncertainty=intervals(predictions, outcome.metrics, seed=ctx.seed))
-    return record, predictions
+    return record, predictions, outcome.test_sets

@@ -15,12 +15,15 @@ import yaml
 from .errors import ConfigError, UnknownNameError
 
 TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "protocols", "include", "citation", "license",
-             "group", "preprocess"}
+             "group", "preprocess", "test_sets", "metric"}
 # `preprocess` is the one task-level override a protocol may demand (VTAB: no centre crop)
 PREPROCESS_KEYS = {"resize", "crop"}
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_KEYS = {"pool", "size", "seed", "subset"}
 PARTITION_KEYS = {"pool", "sizes", "seed"}
+#: Headline metrics a task may name (`metric:`); leaderboards show each column in its task's metric.
+HEADLINE_METRICS = ("top1", "top5", "mean_per_class", "map11")
+TEST_SET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class TaskSpec:
     license: str = ""
     group: str = ""  # the task's group inside its suite (VTAB: natural, specialized, structured)
     preprocess: dict[str, Any] = field(default_factory=dict)
+    # extra named test splits scored with the same fit as splits.test (ImageNet-V2, -R, ...): name -> split spec
+    test_sets: dict[str, Any] = field(default_factory=dict)
+    metric: str = "top1"  # the headline metric of the task's leaderboard column
 
     @property
     def split_names(self) -> tuple[str, ...]:
@@ -139,6 +145,22 @@ def _check_splits(splits: Any, where: str) -> dict[str, Any]:
     return splits
 
 
+def _check_test_sets(test_sets: Any, where: str) -> dict[str, Any]:
+    """`test_sets: {name: {pool: ...}}`: extra test splits, each scored with the fit made for splits.test."""
+    if test_sets is None:
+        return {}
+    if not isinstance(test_sets, dict):
+        raise ConfigError(f"{where}: 'test_sets' must be a mapping such as {{imagenet-v2: {{pool: imagenet-v2}}}}")
+    for name, spec in test_sets.items():
+        if not isinstance(name, str) or not TEST_SET_NAME.fullmatch(name) or name in SPLIT_NAMES:
+            raise ConfigError(f"{where}: test set name {name!r} must be lower-case letters, digits, '.', '_' or '-' "
+                              f"and not one of {', '.join(SPLIT_NAMES)}")
+        if not isinstance(spec, dict) or "pool" not in spec:
+            raise ConfigError(f"{where}: test set {name!r} needs a 'pool' (e.g. {{pool: {name}}})")
+        _unknown_keys(set(spec), SPLIT_KEYS, f"{where} test_sets.{name}")
+    return dict(test_sets)
+
+
 def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
     """Validate a task mapping strictly and build its TaskSpec."""
     _unknown_keys(set(data), TASK_KEYS, path)
@@ -171,7 +193,15 @@ def parse_task(data: dict[str, Any], path: str) -> TaskSpec:
         license=str(data.get("license", "")).strip(),
         group=str(data.get("group", "")),
         preprocess=dict(preprocess),
+        test_sets=_check_test_sets(data.get("test_sets"), path),
+        metric=_check_metric(data.get("metric", "top1"), path),
     )
+
+
+def _check_metric(metric: Any, where: str) -> str:
+    if metric not in HEADLINE_METRICS:
+        raise ConfigError(f"{where}: metric {metric!r} is not one of {', '.join(HEADLINE_METRICS)}")
+    return str(metric)
 
 
 def load_task_file(path: Path) -> TaskSpec:

@@ -17,12 +17,16 @@ class ImagePool:
 
     images: (N, H, W) for grey or (N, H, W, C) with C in {1, 3}.
     labels: (N,) int64 in [0, len(classes)).
+    class_subset: for a test pool covering only some classes (ImageNet-R / -A), the sorted class
+        indices its predictions are restricted to; None: every class. Not part of the digest: it
+        changes scoring, not features (a change comes with a task version bump).
     """
 
     images: np.ndarray
     labels: np.ndarray
     classes: Sequence[str]
     _digest: list = field(default_factory=list, repr=False)
+    class_subset: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

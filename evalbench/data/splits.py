@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -80,16 +81,27 @@ def resolve_splits(splits: dict, pools: dict, where: str) -> dict[str, tuple[str
         pool = pool_of(part["pool"])
         parts = stratified_partition(pool.labels, part["sizes"], int(part.get("seed", 0)))
         return {name: (part["pool"], np.sort(idx)) for name, idx in parts.items()}
-    out = {}
     # a relative subset list is read from the task file's folder
     base = Path(where).parent if Path(where).is_file() else None
-    for name, spec in splits.items():
-        pool = pool_of(spec["pool"])
-        if spec.get("subset") is not None:
-            idx = subset_indices(pool, spec["pool"], str(spec["subset"]), base)
-        elif spec.get("size") is None:
-            idx = np.arange(len(pool))
+    return {name: (spec["pool"], _indices(spec, pool_of(spec["pool"]), base)) for name, spec in splits.items()}
+
+
+def _indices(spec: dict, pool, base: Optional[Path] = None) -> np.ndarray:
+    """The sample indices one split spec ({pool, size?, seed?} or {pool, subset}) takes from its pool."""
+    if spec.get("subset") is not None:
+        return subset_indices(pool, spec["pool"], str(spec["subset"]), base)
+    if spec.get("size") is None:
+        return np.arange(len(pool))
+    return stratified_sample(pool.labels, int(spec["size"]), np.random.default_rng(int(spec.get("seed", 0))))
+
+
+def resolve_test_sets(test_sets: dict, pools: dict) -> tuple[dict[str, tuple[str, np.ndarray]], list[str]]:
+    """A task's extra test sets whose pools the data provides, as {name: (pool, indices)}, and the names of
+    those it does not (their folders are absent: they are skipped, not an error)."""
+    found, absent = {}, []
+    for name, spec in test_sets.items():
+        if spec["pool"] in pools:
+            found[name] = (spec["pool"], _indices(spec, pools[spec["pool"]]))
         else:
-            idx = stratified_sample(pool.labels, int(spec["size"]), np.random.default_rng(int(spec.get("seed", 0))))
-        out[name] = (spec["pool"], idx)
-    return out
+            absent.append(name)
+    return found, absent

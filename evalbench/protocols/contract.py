@@ -11,10 +11,15 @@ from ..errors import ProtocolInputError
 
 @dataclass(frozen=True)
 class FeatureSplit:
-    """Features (N, D) float32 and integer labels (N,) of one split."""
+    """Features (N, D) float32 and integer labels (N,) of one split.
+
+    class_subset: for a test split that covers only some of the task's classes (ImageNet-R and -A:
+        200 of 1,000), the sorted class indices predictions are restricted to; None: all classes.
+    """
 
     X: np.ndarray
     y: np.ndarray
+    class_subset: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if self.X.ndim != 2:
@@ -30,16 +35,21 @@ class FeatureSplit:
 
 @dataclass(frozen=True)
 class FeatureSplits:
-    """The splits a protocol sees. `val` is None when the task has no validation split."""
+    """The splits a protocol sees. `val` is None when the task has no validation split.
+
+    test_sets: extra named test splits (the task's `test_sets`), scored by protocols whose
+        `scores_test_sets` is true with the same fit as `test`.
+    """
 
     train: FeatureSplit
     test: FeatureSplit
     num_classes: int
     val: Optional[FeatureSplit] = None
+    test_sets: dict[str, FeatureSplit] = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("train", "val", "test"):
-            split = getattr(self, name)
+        named = [("train", self.train), ("val", self.val), ("test", self.test), *self.test_sets.items()]
+        for name, split in named:
             if split is None:
                 continue
             if len(split) and (split.y.min() < 0 or split.y.max() >= self.num_classes):
@@ -72,3 +82,23 @@ class ProtocolOutcome:
     params: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    test_sets: dict[str, "TestSetOutcome"] = field(default_factory=dict)
+
+
+@dataclass
+class TestSetOutcome:
+    """Metrics and per-item predictions of one extra test set, scored with the protocol's one fit."""
+
+    metrics: dict[str, float]
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def restrict_to_subset(scores: np.ndarray, class_subset: Optional[np.ndarray], floor: float = -np.inf) -> np.ndarray:
+    """Class scores with every class outside `class_subset` set to `floor`, so it is never predicted
+    (ImageNet-R / -A: the 1,000-way prediction restricted to their 200 classes); unchanged for None."""
+    if class_subset is None:
+        return scores
+    out = np.full_like(scores, floor)
+    cols = np.asarray(class_subset, dtype=np.int64)
+    out[:, cols] = scores[:, cols]
+    return out

@@ -251,7 +251,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         return hit
 
     def scores_for_ks(self, X, y, ks: Optional[Iterable[int]] = None,
-                      predictions: Optional[dict[str, np.ndarray]] = None) -> dict[int, dict[str, float]]:
+                      predictions: Optional[dict[str, np.ndarray]] = None,
+                      class_subset: Optional[np.ndarray] = None) -> dict[int, dict[str, float]]:
         """top1, top5 and mean_per_class (percent) for several k from one search at max(ks).
 
         Args:
@@ -259,6 +260,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             ks: values of k (default self.ks plus self.k); each is capped at the train size.
             predictions: a dict to fill with the per-item predictions of every k: `y_pred@k{k}` (N,)
                 and the ranked labels `top5@k{k}` (N, <=5).
+            class_subset: labels the prediction is restricted to (ImageNet-R / -A); the votes of the
+                other classes count as below zero, so they are never predicted nor fill the top 5.
 
         Returns:
             dict k -> {"top1", "top5", "mean_per_class"}; top5 counts a hit when the true
@@ -274,6 +277,7 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
         # Rank of the true label among classes_; labels unseen in train can never be hit.
         pos = np.searchsorted(self.classes_, y)
         known = (pos < len(self.classes_)) & (self.classes_[np.minimum(pos, len(self.classes_) - 1)] == y)
+        outside = None if class_subset is None else ~np.isin(self.classes_, np.asarray(class_subset))
         preds = {k: [] for k in capped}
         ranked5 = {k: [] for k in capped}
         hits5 = {k: [] for k in capped}
@@ -282,6 +286,8 @@ class KNNProbe(ClassifierMixin, BaseEstimator):
             sims, idx = self.kneighbors(X[sl], kmax)
             true_idx = np.minimum(pos[sl], len(self.classes_) - 1)
             for k, votes in self._votes(sims, idx, capped):
+                if outside is not None:  # a copy: _votes keeps accumulating into its array
+                    votes = np.where(outside[None, :], -1.0, votes)
                 order = ranked_classes(votes, 5)
                 preds[k].append(self.classes_[order[:, 0]])
                 ranked5[k].append(self._ranked_labels(votes, order))

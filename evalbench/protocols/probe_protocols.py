@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .contract import FeatureSplits, ProtocolOutcome
+from .contract import FeatureSplit, FeatureSplits, ProtocolOutcome, TestSetOutcome, restrict_to_subset
 from .knn import TOP5_FILL, TOP5_FILL_HELP, TOP5_RULES, KNNProbe
 from .lbfgs import MAX_LS, REL_FTOL, STALL_ITERS
 from .linear import CLIP_GRID, OBJECTIVE, LinearProbe
@@ -17,6 +17,19 @@ from .protocol_base import (
     positive_float_list, positive_float_or_none, positive_int, positive_int_list,
 )
 from .ridge import RidgeProbe
+
+
+def _scored(split: FeatureSplit, class_scores, num_classes: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Metrics and ranked predictions of one test split from a fitted probe's class scores (restricted to
+    the split's class subset, if it has one)."""
+    scores = restrict_to_subset(class_scores(split.X), split.class_subset)
+    return classification_metrics(scores, split.y, num_classes), ranked_predictions(scores)
+
+
+def _score_test_sets(splits: FeatureSplits, class_scores) -> dict[str, TestSetOutcome]:
+    """Every extra test set scored with the same fitted probe."""
+    return {name: TestSetOutcome(*_scored(split, class_scores, splits.num_classes))
+            for name, split in splits.test_sets.items()}
 
 
 def _train_plus_val(splits: FeatureSplits) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +56,7 @@ class LinearProtocol(Protocol):
     #    that stops short of tol continues in float64 (polish); `reference` names CoOp lpclip
     #    (CLIP_benchmark trains an AdamW head instead)
     version = "5"
+    scores_test_sets = True
     description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
                    "refit on train+val")
     params_spec = (
@@ -80,8 +94,11 @@ class LinearProtocol(Protocol):
                   progress=ticker.advance)
         fit_seconds = time.perf_counter() - t0
         ticker.done()
-        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
-        metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
+
+        def class_scores(X: np.ndarray) -> np.ndarray:
+            return full_scores(probe.class_scores(X), probe.classes_, splits.num_classes)
+
+        metrics, predictions = _scored(splits.test, class_scores, splits.num_classes)
         params = dict(p)
         params.update(
             C=probe.C_,
@@ -118,7 +135,8 @@ class LinearProtocol(Protocol):
             "search_setup_seconds": probe.search_setup_seconds_,
             "fit_seconds": round(fit_seconds, 3),
         }
-        return ProtocolOutcome(metrics=metrics, params=params, details=details, predictions=ranked_predictions(scores))
+        return ProtocolOutcome(metrics=metrics, params=params, details=details, predictions=predictions,
+                               test_sets=_score_test_sets(splits, class_scores))
 
 
 def _final_fit(probe: LinearProbe) -> dict[str, Any]:
@@ -144,6 +162,7 @@ class KNNProtocol(Protocol):
     #    slot (v1 filled them by class index: up to +1.1 top-5 points at k=10 on 10 classes);
     #    top1 and mean_per_class unchanged
     version = "2"
+    scores_test_sets = True
     description = "DINO weighted k-NN (cosine, T=0.07), k=20 headline plus k in {10,20,100,200}, fit on train+val"
     params_spec = (
         Param("k", 20, positive_int, "headline k"),
@@ -160,18 +179,11 @@ class KNNProtocol(Protocol):
         probe = KNNProbe(k=p["k"], temperature=p["temperature"], ks=p["ks"], normalize=p["normalize"],
                          top5_fill=p["top5_fill"]).fit(X, y)
         search = f"exact, {probe.backend_} backend" + (" (blocked torch.mm + topk)" if probe.backend_ == "torch" else " (faiss IndexFlatIP)")
-        predictions: dict[str, np.ndarray] = {}
-        by_k = probe.scores_for_ks(splits.test.X, splits.test.y, predictions=predictions)
-        predictions.update({"y_pred": predictions[f"y_pred@k{p['k']}"], "top5": predictions[f"top5@k{p['k']}"]})
+        metrics, by_k, predictions = _knn_scored(probe, splits.test, p, splits.num_classes)
         ticker.advance()
         ticker.done()
-        head = by_k[p["k"]]
-        metrics = {"top1": head["top1"]}
-        if splits.num_classes > 5:
-            metrics["top5"] = head["top5"]
-        metrics["mean_per_class"] = head["mean_per_class"]
-        for k in p["ks"]:
-            metrics[f"top1_k{k}"] = by_k[k]["top1"]
+        test_sets = {name: TestSetOutcome(*_knn_scored(probe, split, p, splits.num_classes)[::2])
+                     for name, split in splits.test_sets.items()}
         params = dict(p)
         params.update(
             ks_effective={k: min(k, len(y)) for k in p["ks"]},
@@ -184,7 +196,24 @@ class KNNProtocol(Protocol):
             reference="facebookresearch/dino eval_knn.py",
             seed=seed,
         )
-        return ProtocolOutcome(metrics=metrics, params=params, details={"by_k": by_k}, predictions=predictions)
+        return ProtocolOutcome(metrics=metrics, params=params, details={"by_k": by_k}, predictions=predictions,
+                               test_sets=test_sets)
+
+
+def _knn_scored(probe: KNNProbe, split: FeatureSplit, p: dict[str, Any],
+                num_classes: int) -> tuple[dict[str, float], dict[int, dict[str, float]], dict[str, np.ndarray]]:
+    """(headline metrics, scores by k, per-item predictions) of one test split from one k-NN search."""
+    predictions: dict[str, np.ndarray] = {}
+    by_k = probe.scores_for_ks(split.X, split.y, predictions=predictions, class_subset=split.class_subset)
+    predictions.update({"y_pred": predictions[f"y_pred@k{p['k']}"], "top5": predictions[f"top5@k{p['k']}"]})
+    head = by_k[p["k"]]
+    metrics = {"top1": head["top1"]}
+    if num_classes > 5:
+        metrics["top5"] = head["top5"]
+    metrics["mean_per_class"] = head["mean_per_class"]
+    for k in p["ks"]:
+        metrics[f"top1_k{k}"] = by_k[k]["top1"]
+    return metrics, by_k, predictions
 
 
 class RidgeProtocol(Protocol):
@@ -192,14 +221,18 @@ class RidgeProtocol(Protocol):
 
     name = "ridge"
     version = "2"  # 2: `reference` names the file big_vision's ridge lives in (fewshot_lsr.py); same numbers
+    scores_test_sets = True
     description = "big_vision closed-form ridge regression onto +-1 one-hot targets, L2=2^10, fit on train+val"
     params_spec = (Param("l2", 2.0 ** 10, positive_float),)
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         X, y = _train_plus_val(splits)
         probe = RidgeProbe(l2=self.params["l2"]).fit(X, y)
-        scores = full_scores(probe.class_scores(splits.test.X), probe.classes_, splits.num_classes)
-        metrics = classification_metrics(scores, splits.test.y, splits.num_classes)
+
+        def class_scores(X: np.ndarray) -> np.ndarray:
+            return full_scores(probe.class_scores(X), probe.classes_, splits.num_classes)
+
+        metrics, predictions = _scored(splits.test, class_scores, splits.num_classes)
         params = dict(self.params)
         params.update(
             fit_on="train+val",
@@ -207,7 +240,8 @@ class RidgeProtocol(Protocol):
             targets="2*onehot - 1", solver="float64 closed form (primal or dual, whichever is smaller)",
             reference="google-research/big_vision big_vision/evaluators/fewshot_lsr.py", seed=seed,
         )
-        return ProtocolOutcome(metrics=metrics, params=params, predictions=ranked_predictions(scores))
+        return ProtocolOutcome(metrics=metrics, params=params, predictions=predictions,
+                               test_sets=_score_test_sets(splits, class_scores))
 
 
 def _fraction(v: Any) -> float:

@@ -96,6 +96,8 @@ class Protocol(ABC):
     version: ClassVar[str]
     description: ClassVar[str]
     params_spec: ClassVar[tuple[Param, ...]]
+    #: True when evaluate() also scores splits.test_sets with its one fit (ProtocolOutcome.test_sets)
+    scores_test_sets: ClassVar[bool] = False
 
     def __init__(self, params: Optional[dict[str, Any]] = None):
         self.params = self.validate_params(params or {})
