@@ -97,3 +97,37 @@ def test_dry_run_costs_the_complete_imagenet_from_a_small_copy(tmp_path, capsys)
     # the train features of both tasks are the same cache entry: counted once (3.9 GB + 153.6 MB)
     assert re.search(r"complete dataset: about [\d.]+ (s|min|h) of extraction, 4.1 GB to write", out)
     assert not (tmp_path / "out").exists()
+
+
+def test_linear_is_fitted_once_and_scored_on_the_robustness_sets(tmp_path, capsys, caplog, monkeypatch):
+    import evalbench.runner as runner
+    from _imagenet_fixtures import write_class_files
+
+    from evalbench.results import read_result
+
+    monkeypatch.setattr(runner, "ANNOUNCE_PROBE_S", 0.0)  # every C search on the CPU counts as long here
+    make_imagenet(tmp_path / "imagenet", train_per_class=6)
+    make_robustness(tmp_path, "sketch", {w: i for i, w in enumerate(WNIDS)})
+    # ImageNet-R renditions of n01443537 (class 1) drawn in the colour of class 0, which ImageNet-R does not
+    # cover: an unrestricted classifier answers 0; restricted to R's classes it never may
+    write_class_files(tmp_path / "imagenet-r" / WNIDS[1], 0, ["r0.jpg", "r1.jpg"])
+    make_robustness(tmp_path, "imagenet-r", {WNIDS[4]: 4})
+    out = tmp_path / "out"
+    code, text, err = run_cli(["run", "--model", "pixels:4", "--suite", "imagenet", "--tasks", "imagenet-linear",
+                               "--data-root", str(tmp_path), "--output", str(out), "--no-progress", "--device", "cpu"],
+                              capsys)
+    assert code == 0, err
+    folder = out / "pixels-4" / "imagenet-linear"
+    assert sorted(p.name for p in folder.glob("*.json")) == ["linear.json", "linear@imagenet-r.json",
+                                                             "linear@imagenet-sketch.json"]
+    assert "imagenet-linear: test set(s) imagenet-v2, imagenet-a not found in the data, skipped" in text
+    val, r, sketch = (read_result(folder / f) for f in ("linear.json", "linear@imagenet-r.json", "linear@imagenet-sketch.json"))
+    assert val.protocol.params["C"] == r.protocol.params["C"] == sketch.protocol.params["C"]  # one fit
+    assert len(val.details["search_log"]) == 45 and val.protocol.params["device"] == "cpu"
+    assert val.metrics["top1"] == sketch.metrics["top1"] == 100.0
+    pred = r.load_predictions()
+    assert pred["y_true"].tolist() == [1, 1, 4, 4]
+    assert set(pred["y_pred"].tolist()) <= {1, 2, 3, 4, 5} and pred["y_pred"].tolist()[2:] == [4, 4]
+    # the C search on the CPU announced its cost before it ran
+    assert re.search(r"linear on CPU: n x d x classes x fits = [\d.e+]+; roughly [\d.]+ h on this machine; "
+                     r"--device cuda runs it on a GPU", caplog.text)

@@ -51,6 +51,7 @@ class Listing:
     pools: dict[str, tuple[list[str], list[str], np.ndarray, np.ndarray]]
     class_names: Optional[dict[str, tuple[str, ...]]] = None  # wnid -> names, from meta.bin
     notes: list[str] = field(default_factory=list)
+    file_pools: dict = field(default_factory=dict)  # (pool, image size) -> FileImagePool, made once (source.load)
 
 
 def _looks_like_imagenet(d: Path) -> bool:

@@ -2,7 +2,7 @@
 ImageNet's class space, with the class subset a classifier is restricted to on ImageNet-R and -A."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -67,6 +67,7 @@ class RobustnessListing:
     sizes: np.ndarray
     class_subset: Optional[np.ndarray]
     covered: int  # class folders found
+    file_pools: dict = field(default_factory=dict)  # (pool, image size) -> FileImagePool, made once (source.load)
 
 
 def list_test_set(test: RobustnessSet, folder: Path, classes: tuple[str, ...]) -> RobustnessListing:

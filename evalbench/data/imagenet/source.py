@@ -100,14 +100,24 @@ class ImageNet:
     def load(self) -> dict[str, FileImagePool]:
         if self._pools is None:
             listing = self.listing()
-            pools = {}
-            for name, (paths, names, labels, sizes) in listing.pools.items():
-                pools[name] = FileImagePool(paths, names, sizes, labels, listing.classes, self.image_size)
             self._robust = self.robustness(listing)
+            pools = {name: _file_pool(listing, name, listing.pools[name], self.image_size) for name in listing.pools}
             for name, r in self._robust.items():
-                pool = FileImagePool(r.paths, r.names, r.sizes, r.labels, listing.classes, self.image_size)
-                if r.class_subset is not None:
-                    pool.class_subset = r.class_subset  # predictions on this test set are restricted to these classes
-                pools[name] = pool
+                pools[name] = _file_pool(r, name, (r.paths, r.names, r.labels, r.sizes), self.image_size,
+                                         listing.classes, r.class_subset)
             self._pools = pools
         return self._pools
+
+
+def _file_pool(owner, name: str, files: tuple, image_size: Optional[int], classes: Optional[list[str]] = None,
+               class_subset=None) -> FileImagePool:
+    """One pool of a (cached) listing, made once per process and image size: every ImageNet task of a run shares
+    it, so 1.28M train files are digested once, not once per task."""
+    made = owner.file_pools
+    if (name, image_size) not in made:
+        paths, names, labels, sizes = files
+        pool = FileImagePool(paths, names, sizes, labels, classes or owner.classes, image_size)
+        if class_subset is not None:
+            pool.class_subset = class_subset  # predictions on this test set are restricted to these classes
+        made[(name, image_size)] = pool
+    return made[(name, image_size)]
