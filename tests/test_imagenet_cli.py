@@ -43,6 +43,14 @@ def test_the_suite_has_the_papers_tasks():
     assert all(t.splits["test"] == {"pool": "val"} for n, t in tasks.items() if n.startswith("imagenet-"))
 
 
+def test_tasks_lists_the_suite_with_its_subsets_and_where_the_data_is(tmp_path, capsys):
+    make_imagenet(tmp_path / "imagenet")
+    code, out, _ = run_cli(["tasks", "--suite", "imagenet", "--data-root", str(tmp_path)], capsys)
+    assert code == 0
+    assert "imagenet-1pct imagenet imagenet:imagenet-1pct train=train[simclr-1pct], test=val linear, knn available" in out
+    assert f"imagenet-knn imagenet imagenet:imagenet-knn train=train, test=val knn available ({tmp_path / 'imagenet'})" in out
+
+
 def test_data_status_reports_layout_counts_test_sets_and_subsets(tmp_path, capsys):
     make_imagenet(tmp_path / "imagenet", layout="torchvision-flat")
     make_robustness(tmp_path, "imagenet-r", {WNIDS[1]: 1, WNIDS[2]: 2})
