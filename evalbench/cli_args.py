@@ -224,9 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     st = data_sub.add_parser("status", help="vtab: per task data route, split variant, counts, class coverage; "
                              "transfer: per dataset location, split sizes, coverage; "
+                             "imagenet: layout, each pool's counts against the complete sets, the subset lists; "
                              "a dataset SPEC: its layout, splits, classes and counts")
-    st.add_argument("suite", metavar="vtab|transfer|SPEC",
-                    help="vtab, transfer, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
+    st.add_argument("suite", metavar="vtab|transfer|imagenet|SPEC",
+                    help="vtab, transfer, imagenet, or your own data as for run --dataset (folder, list:FILE, hf:ID)")
     st.add_argument("--data-root", help="where datasets live (default: $EVALBENCH_DATA)")
     st.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (vtab-cifar100 or the export folder name "
                     "cifar; transfer-food101 or food101)")

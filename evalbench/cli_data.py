@@ -41,7 +41,8 @@ def _task_rows(args) -> list[dict]:
             p = t.splits["partition"]
             splits = f"{p['pool']} -> " + "/".join(f"{k} {v}" for k, v in p["sizes"].items()) + f" (seed {p.get('seed', 0)})"
         else:
-            splits = ", ".join(f"{k}={v['pool']}" + (f"[{v['size']}]" if v.get("size") else "") for k, v in t.splits.items())
+            splits = ", ".join(f"{k}={v['pool']}" + (f"[{v['size']}]" if v.get("size") else "")
+                               + (f"[{v['subset']}]" if v.get("subset") else "") for k, v in t.splits.items())
         rows.append({"task": name, "version": t.version, "suites": list(t.suites), "group": t.group or None,
                      "dataset": {"source": t.source, **t.source_options}, "splits": splits,
                      "protocols": [e.id for e in t.protocols], "data": state, "where": where, "file": t.path})
@@ -120,6 +121,35 @@ def cmd_own_data_status(args, console) -> int:
     return 0
 
 
+def cmd_imagenet_status(args, console) -> int:
+    """`data status imagenet`: the copy found, its layout, each pool's counts against the complete sets, the subsets."""
+    from rich.table import Table
+
+    from .data.imagenet.status import status
+
+    st = status(args.data_root)
+    if st["root"] is None or st["error"]:
+        where = st["root"] or ", ".join(st["looked"]) or "nowhere: pass --data-root DIR or set $EVALBENCH_DATA"
+        console.print(f"ImageNet (ILSVRC-2012): [red]{st['error'] or 'not found'}[/] (looked in {where})",
+                      highlight=False, soft_wrap=True)
+        return 0
+    console.print(f"ImageNet (ILSVRC-2012) at {st['root']}, {st['layout']} layout"
+                  + "".join(f"; {n}" for n in st["notes"]), highlight=False, soft_wrap=True)
+    table = Table(title="ImageNet data")
+    for col in ("pool", "images", "expected", "classes", "where / notes"):
+        table.add_column(col)
+    for r in st["pools"]:
+        notes = [r["where"]] + [f"[yellow]{n}[/]" for n in r["notes"]]
+        table.add_row(r["pool"], f"{r['images']:,}", f"{r['expected']:,}", r["classes"], "\n".join(notes))
+    console.print(table)
+    for s in st["subsets"]:
+        state = ("[green]complete[/]" if s["present"] == s["listed"] else
+                 f"[yellow]{s['listed'] - s['present']:,} missing[/] (first: {', '.join(s['first_missing'])})")
+        console.print(f"subset {s['subset']}: {s['present']:,} of {s['listed']:,} listed train images present, {state}",
+                      highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_data(args, console) -> int:
     from rich.table import Table
 
@@ -127,6 +157,8 @@ def cmd_data(args, console) -> int:
 
     if args.suite == "transfer":
         return cmd_transfer_data(args, console)
+    if args.data_command == "status" and args.suite == "imagenet":
+        return cmd_imagenet_status(args, console)
     if args.data_command == "status" and args.suite != "vtab":
         return cmd_own_data_status(args, console)
     tasks = _vtab_folders(split_list(args.tasks))

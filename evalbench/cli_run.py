@@ -77,7 +77,7 @@ def _dry_run(args, model_options: dict, console) -> int:
     rows = dry_run(args.model, suite=args.suite, tasks=split_list(args.tasks), cache_dir=args.cache_dir,
                    data_root=args.data_root, protocols=split_list(args.protocols), batch_size=args.batch_size,
                    device=args.device, allow_missing=args.allow_missing, dataset=args.dataset, task_name=args.task_name,
-                   protocol_options=protocol_options(args), name=args.name, **model_options)
+                   protocol_options=protocol_options(args), name=args.name, num_workers=args.num_workers, **model_options)
     for line in format_rows(rows, matmul_flops_per_s(args.device)):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     return 0

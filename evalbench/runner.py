@@ -301,10 +301,11 @@ def plan_tasks(task_specs: list[TaskSpec], protocols: Optional[list[str]], data_
         source = make_source(task.source, task.source_options, data_root=data_root)
         try:
             pools = source.load()
+            # a subset list naming images the copy lacks is missing data too (--allow-missing skips the task)
+            splits = resolve_splits(task.splits, pools, task.path)
         except DataUnavailableError as exc:
             missing.append((task.name, str(exc)))
             continue
-        splits = resolve_splits(task.splits, pools, task.path)
         test_sets, absent = resolve_test_sets(task.test_sets, pools)
         if absent:
             summary.notes.append(f"{task.name}: test set(s) {', '.join(absent)} not found in the data, skipped "

@@ -19,7 +19,7 @@ TASK_KEYS = {"name", "version", "description", "suites", "dataset", "splits", "p
 # `preprocess` is the one task-level override a protocol may demand (VTAB: no centre crop)
 PREPROCESS_KEYS = {"resize", "crop"}
 SPLIT_NAMES = ("train", "val", "test")
-SPLIT_KEYS = {"pool", "size", "seed"}
+SPLIT_KEYS = {"pool", "size", "seed", "subset"}
 PARTITION_KEYS = {"pool", "sizes", "seed"}
 #: Headline metrics a task may name (`metric:`); leaderboards show each column in its task's metric.
 HEADLINE_METRICS = ("top1", "top5", "mean_per_class", "map11")
@@ -136,6 +136,12 @@ def _check_splits(splits: Any, where: str) -> dict[str, Any]:
         if not isinstance(spec, dict) or "pool" not in spec:
             raise ConfigError(f"{where}: split {name!r} needs a 'pool' (e.g. {{pool: train}})")
         _unknown_keys(set(spec), SPLIT_KEYS, f"{where} splits.{name}")
+        if "subset" in spec and ("size" in spec or "seed" in spec):
+            raise ConfigError(f"{where}: split {name!r} has both 'subset' (a list of files) and 'size'/'seed' (a random "
+                              "sample); give one")
+        if "subset" in spec and (not isinstance(spec["subset"], str) or not spec["subset"].strip()):
+            raise ConfigError(f"{where}: split {name!r}: 'subset' must be a shipped list name (e.g. simclr-1pct) or a "
+                              f"file path, got {spec['subset']!r}")
     return splits
 
 

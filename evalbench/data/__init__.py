@@ -9,6 +9,7 @@ from .bundled import BundledArrays, SklearnDigits
 from .filelist import FileList
 from .hf import HfDataset
 from .imagefolder import ImageFolder
+from .imagenet import ImageNet
 from .vtab.dsprites import Dsprites
 from .idx import IdxDataset
 from .transfer import Transfer
@@ -28,6 +29,7 @@ SOURCES = {
     "filelist": FileList,         # your own data: a CSV/TSV (path, label, split) or `path label` lines
     "hf": HfDataset,              # your own data: a Hugging Face datasets dataset (Hub, save_to_disk, builders)
     "transfer": Transfer,         # Kornblith et al. 2019 linear transfer suite (12 datasets, official splits)
+    "imagenet": ImageNet,         # a local ILSVRC-2012 copy (+ ImageNet-V2, -Sketch, -R, -A beside it)
 }
 
 

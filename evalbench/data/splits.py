@@ -1,9 +1,13 @@
 """Seeded, stratified sample selection: the exact index lists that define every split."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import numpy as np
 
 from ..errors import ConfigError
+from .subsets import subset_indices
 
 
 def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,8 +64,12 @@ def stratified_partition(labels: np.ndarray, sizes: dict[str, float | int], seed
 def resolve_splits(splits: dict, pools: dict, where: str) -> dict[str, tuple[str, np.ndarray]]:
     """Turn a task's `splits` block into {split: (pool name, sorted sample indices)}.
 
+    A split is a whole pool, a seeded stratified sample of it (`size`, `seed`), the files a list
+    names (`subset`: a shipped list such as simclr-1pct, or a file), or a partition of one pool.
+
     Raises:
         ConfigError: a split names a pool the source does not have, or asks for too many samples.
+        DataUnavailableError: files a `subset` list names are missing from the pool.
     """
     def pool_of(name: str):
         if name not in pools:
@@ -73,11 +81,15 @@ def resolve_splits(splits: dict, pools: dict, where: str) -> dict[str, tuple[str
         pool = pool_of(part["pool"])
         parts = stratified_partition(pool.labels, part["sizes"], int(part.get("seed", 0)))
         return {name: (part["pool"], np.sort(idx)) for name, idx in parts.items()}
-    return {name: (spec["pool"], _indices(spec, pool_of(spec["pool"]))) for name, spec in splits.items()}
+    # a relative subset list is read from the task file's folder
+    base = Path(where).parent if Path(where).is_file() else None
+    return {name: (spec["pool"], _indices(spec, pool_of(spec["pool"]), base)) for name, spec in splits.items()}
 
 
-def _indices(spec: dict, pool) -> np.ndarray:
-    """The sample indices one split spec ({pool, size?, seed?}) takes from its pool."""
+def _indices(spec: dict, pool, base: Optional[Path] = None) -> np.ndarray:
+    """The sample indices one split spec ({pool, size?, seed?} or {pool, subset}) takes from its pool."""
+    if spec.get("subset") is not None:
+        return subset_indices(pool, spec["pool"], str(spec["subset"]), base)
     if spec.get("size") is None:
         return np.arange(len(pool))
     return stratified_sample(pool.labels, int(spec["size"]), np.random.default_rng(int(spec.get("seed", 0))))
