@@ -37,16 +37,15 @@ def _leaderboard_warn(problems: list[str], what: str, strict: bool) -> None:
 
 
 def cmd_leaderboard(args, console) -> int:
-    from .leaderboard import build_leaderboard, load_records, suite_task_groups, write_frame
+    from .leaderboard import build_leaderboard, load_records, suite_task_groups, task_facts, write_frame
     from .tasks import list_tasks
 
     out = Path(args.output) if args.output else None
     _leaderboard_preflight(args, out)
     records, skipped = load_records(args.results)
     _leaderboard_warn(skipped, "JSON files skipped: not readable evalbench result records", args.strict)
-    registered = list_tasks()
-    board = build_leaderboard(records, args.metric, suite_task_groups(registered.values()),
-                              task_metrics={name: t.metric for name, t in registered.items()})
+    registered = list_tasks().values()
+    board = build_leaderboard(records, args.metric, suite_task_groups(registered), facts=task_facts(registered))
     _leaderboard_warn(board.warnings, "stored predictions unusable", args.strict)
     images = []
     if args.plots:

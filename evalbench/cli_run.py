@@ -107,7 +107,7 @@ def _print_reference_check(df, reference: Path, console) -> None:
 
 def _print_suite_means(args, df, summary, console) -> None:
     """Suite and group means after a run over a grouped suite (VTAB), partial when tasks were skipped."""
-    from .leaderboard import group_summary, suite_task_groups
+    from .leaderboard import group_summary, suite_task_groups, task_facts
     from .tasks import list_tasks
 
     if summary.missing:
@@ -115,5 +115,5 @@ def _print_suite_means(args, df, summary, console) -> None:
     tasks = list_tasks()
     groups = suite_task_groups(tasks.values()).get(args.suite or "")
     if groups and (len(df) > 1 or any(groups.values())):
-        for line in group_summary(df.to_dict("records"), groups):
+        for line in group_summary(df.to_dict("records"), groups, facts=task_facts(tasks.values())):
             console.print(f"{args.suite} {line}")

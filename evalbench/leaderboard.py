@@ -138,8 +138,31 @@ def _column_order(col: str) -> tuple:
     return task, bool(test_set), test_set
 
 
+@dataclass(frozen=True)
+class TaskFacts:
+    """What a leaderboard needs to know of a registered task without results: its metric and protocol ids."""
+
+    metric: str = "top1"
+    protocols: tuple[str, ...] = ()
+
+
+def task_facts(tasks: Iterable[Any]) -> dict[str, TaskFacts]:
+    """task name -> TaskFacts, from TaskSpec-like objects."""
+    return {t.name: TaskFacts(t.metric, tuple(e.id for e in t.protocols)) for t in tasks}
+
+
+def _expected_tasks(suite: str, pid: str, suite_tasks: Optional[dict[str, dict[str, str]]],
+                    facts: Optional[dict[str, TaskFacts]]) -> dict[str, str]:
+    """The suite's tasks (-> group) a complete table of protocol `pid` holds: those whose YAML runs it
+    (every task when no facts are given; none when no task of the suite lists it)."""
+    listed = (suite_tasks or {}).get(suite, {}) if suite else {}
+    if facts is None:
+        return dict(listed)
+    return {t: g for t, g in listed.items() if t in facts and pid in facts[t].protocols}
+
+
 def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str, label: Callable,
-           suite_tasks: Optional[dict[str, dict[str, str]]], task_metrics: Optional[dict[str, str]] = None) -> Board:
+           suite_tasks: Optional[dict[str, dict[str, str]]], facts: Optional[dict[str, TaskFacts]] = None) -> Board:
     pid, pver, suite, variant = key
     versions = defaultdict(set)
     for r in recs:
@@ -163,9 +186,9 @@ def _board(key: tuple[str, str, str, str], recs: list[ResultRecord], metric: str
     # extra test sets (ImageNet-R beside ImageNet val) are shown, never averaged into a mean
     beside = df[sorted(test_set_cols)]
     df = df.drop(columns=sorted(test_set_cols))
-    expected = {t: g for t, g in (suite_tasks or {}).get(suite, {}).items() if t not in versions} if suite else {}
+    expected = {t: g for t, g in _expected_tasks(suite, pid, suite_tasks, facts).items() if t not in versions}
     for t in expected:  # an empty column still names its task's metric
-        col_metric[t] = (task_metrics or {}).get(t, "top1") if metric == HEADLINE else metric
+        col_metric[t] = (facts or {}).get(t, TaskFacts()).metric if metric == HEADLINE else metric
     if any(col_group.get(c) for c in df.columns) or any(expected.values()):
         col_group.update(expected)
         df = group_columns(df, col_group, list(expected))
@@ -334,7 +357,7 @@ def _n_test_text(b: Board, col: str) -> str:
 
 def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: str = HEADLINE,
                       suite_tasks: Optional[dict[str, dict[str, str]]] = None, with_stats: bool = True,
-                      task_metrics: Optional[dict[str, str]] = None) -> Leaderboard:
+                      facts: Optional[dict[str, TaskFacts]] = None) -> Leaderboard:
     """Every table of the records with its annotations.
 
     One table per protocol (id and version); a column is a (task, task version) pair, so results of
@@ -342,8 +365,9 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     columns a model has; a model missing some columns gets a partial mean, flagged in `complete`.
     Results whose tasks carry a group (VTAB: natural, specialized, structured) get their own table per
     suite and split variant, with columns ordered by group and a mean per group; `suite_tasks`
-    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial,
-    and `task_metrics` (task -> headline metric) names the metric of such an empty column.
+    (suite -> {task: group}) names every task a suite defines, so missing ones make a mean partial;
+    `facts` (task_facts of the registry) narrows that to the tasks whose YAML runs the table's protocol
+    and names the metric of such an empty column.
 
     `metric`: HEADLINE (default) shows each column in its task's headline metric (the `metric` row names
     it where one is not top1); any other name shows that metric everywhere. Extra test sets of a task
@@ -361,7 +385,7 @@ def build_leaderboard(records: Iterable[ResultRecord | dict[str, Any]], metric: 
     preds = StoredPredictions()
     boards = []
     for key, recs in sorted(by_table.items()):
-        board = _board(key, recs, metric, label, suite_tasks, task_metrics)
+        board = _board(key, recs, metric, label, suite_tasks, facts)
         annotate(board, preds, with_stats)
         boards.append(board)
     return Leaderboard(boards, metric, len(records), preds.warnings)
@@ -435,7 +459,8 @@ def write_frame(frame: pd.DataFrame, path: Optional[Path | str], fmt: str) -> st
 # ---------------------------------------------------------------------------- run summaries
 
 
-def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = HEADLINE) -> list[str]:
+def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], metric: str = HEADLINE,
+                  facts: Optional[dict[str, TaskFacts]] = None) -> list[str]:
     """One line per protocol: the mean over a suite's tasks and each group's mean, partial when tasks lack.
 
     Args:
@@ -443,6 +468,7 @@ def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], m
             HEADLINE, each row's own `metric` and `value` (its task's headline metric).
         task_groups: every task of the suite -> its group (what a complete run covers); tasks
             without a group ("") count in the mean only.
+        facts: task_facts of the registry: a protocol's mean then expects only the tasks whose YAML runs it.
     """
     by_protocol: dict[str, dict[str, float]] = defaultdict(dict)
     paths: dict[str, dict[str, str]] = defaultdict(dict)
@@ -459,12 +485,14 @@ def group_summary(rows: Iterable[dict[str, Any]], task_groups: dict[str, str], m
     groups = list(dict.fromkeys(task_groups.values()))
     for pid, scores in sorted(by_protocol.items()):
         top1 = shown[pid] == {"top1"}  # the suite-mean interval resamples top-1 correctness
+        expected = _expected_tasks("suite", pid, {"suite": task_groups}, facts) if facts else task_groups
+        tasks_of = {t: g for t, g in task_groups.items() if t in expected or t in scores}
 
         def mean(tasks: list[str], pid: str = pid, scores: dict = scores, top1: bool = top1) -> str:
             return _partial_mean(scores, tasks, paths[pid] if top1 else {})
-        parts = [f"{g} {mean([t for t, tg in task_groups.items() if tg == g])}" for g in groups if g]
+        parts = [f"{g} {mean([t for t, tg in tasks_of.items() if tg == g])}" for g in groups if g]
         what = "" if top1 else f" (each task's headline metric: {', '.join(sorted(shown[pid]))})"
-        lines.append(f"{pid}: mean{what} {mean(list(task_groups))}" + "".join(f"; {p}" for p in parts))
+        lines.append(f"{pid}: mean{what} {mean(list(tasks_of))}" + "".join(f"; {p}" for p in parts))
     return lines
 
 

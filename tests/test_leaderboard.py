@@ -200,3 +200,26 @@ def test_leaderboard_frame_is_a_lazy_public_name():
     import evalbench
 
     assert "leaderboard_frame" in dir(evalbench) and evalbench.leaderboard_frame is leaderboard_frame
+
+
+def test_suite_tables_expect_only_the_tasks_that_run_the_protocol_and_name_their_metrics():
+    from evalbench.leaderboard import TaskFacts
+
+    def suite_rec(model, task, value, protocol, metric="top1"):
+        r = rec(model, task, value, protocol=protocol)
+        r["task"].update(suites=["s"], metric=metric)
+        r["metrics"] = {metric: value}
+        return r
+
+    records = [suite_rec("a", "t-knn", 80.0, "knn"), suite_rec("a", "t-lin", 70.0, "linear", "mean_per_class")]
+    suite = {"s": {"t-knn": "", "t-lin": "", "t-both": "", "t-map": ""}}
+    facts = {"t-knn": TaskFacts("top1", ("knn",)), "t-lin": TaskFacts("mean_per_class", ("linear",)),
+             "t-both": TaskFacts("top1", ("linear", "knn")), "t-map": TaskFacts("map11", ("linear",))}
+    boards = {b.protocol: b for b in build_leaderboard(records, suite_tasks=suite, facts=facts).boards}
+    assert boards["knn"].name == "s: knn (protocol v1)"
+    assert boards["knn"].columns == ["t-both", "t-knn", "mean"]
+    assert boards["linear"].columns == ["t-both", "t-lin", "t-map", "mean"]
+    assert boards["linear"].metrics == {"t-lin": "mean_per_class", "t-both": "top1", "t-map": "map11"}
+    assert not boards["linear"].values.loc["a", "complete"]  # t-both and t-map lack: the mean is partial
+    text = build_leaderboard(records, suite_tasks=suite, facts=facts).markdown(["r"])
+    assert "| metric | top1 | mean_per_class | map11 |" in text
