@@ -1,6 +1,7 @@
 """GPU check (run it when a CUDA machine is available; under 5 minutes): CUDA extraction throughput with 0 vs N
 DataLoader workers, the probes on CUDA vs CPU on the same features (identical predictions at the same C), and
-2-GPU torchrun equivalence when two GPUs exist. Prints one summary line last."""
+2-GPU torchrun equivalence when two GPUs exist, and the time `--dry-run` predicts for ResNet-50 on the ImageNet suite
+on this GPU (the README's ImageNet cost table). Prints one summary line last."""
 from __future__ import annotations
 
 import argparse
@@ -89,6 +90,20 @@ def two_gpus(model: str) -> dict:
     return {"torchrun_2gpu_same_metrics": metrics[0] == metrics[1], "torchrun_2gpu_features_close": close}
 
 
+def imagenet_dry_run() -> dict:
+    """`evalbench run --dry-run --device cuda` for ResNet-50 on imagenet-knn + imagenet-linear, timed on a
+    photo-sized copy (scripts/make_imagenet_timing_copy.py); its output is printed for the README."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, str(repo / "scripts" / "make_imagenet_timing_copy.py"), tmp], check=True)
+        out = subprocess.run([sys.executable, "-m", "evalbench", "run", "--model", "torchvision:resnet50", "--random-init",
+                              "--suite", "imagenet", "--tasks", "imagenet-knn", "imagenet-linear", "--data-root", tmp,
+                              "--dry-run", "--device", "cuda", "--cache-dir", str(Path(tmp) / "cache")],
+                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    print(out.stdout + out.stderr)
+    return {"imagenet_dry_run_rc": out.returncode}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="effnet-lite0")
@@ -103,6 +118,7 @@ def main() -> int:
     summary, train, test = extraction(args.model, args.n, args.workers, args.batch_size)
     summary.update(probes(train, test))
     summary.update(two_gpus(args.model))
+    summary.update(imagenet_dry_run())
     summary["total_s"] = time.perf_counter() - t0
     print("bench_gpu " + torch.cuda.get_device_name() + ": "
           + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
