@@ -43,9 +43,12 @@ def _task_rows(args) -> list[dict]:
         else:
             splits = ", ".join(f"{k}={v['pool']}" + (f"[{v['size']}]" if v.get("size") else "")
                                + (f"[{v['subset']}]" if v.get("subset") else "") for k, v in t.splits.items())
+        if t.test_sets:  # scored with the same fit, when their folders are present
+            splits += "; also tested on " + ", ".join(t.test_sets)
         rows.append({"task": name, "version": t.version, "suites": list(t.suites), "group": t.group or None,
                      "dataset": {"source": t.source, **t.source_options}, "splits": splits,
-                     "protocols": [e.id for e in t.protocols], "data": state, "where": where, "file": t.path})
+                     "protocols": [e.id for e in t.protocols], "metric": t.metric, "data": state, "where": where,
+                     "file": t.path})
     return rows
 
 
