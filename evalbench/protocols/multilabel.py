@@ -16,9 +16,8 @@ from .contract import FeatureSplits, ProtocolOutcome
 from .lbfgs import FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
 from .linear import BINARY_CURVATURE, CLIP_GRID, PRECONDITION_MIN_WORK, resolve_device
 from .metrics import check_n_features
-from .probe_protocols import _device, _fraction
-from .protocol_base import (Param, Protocol, Ticker, boolean, non_negative_int, one_of, positive_float,
-                            positive_float_list, positive_float_or_none, positive_int)
+from .probe_protocols import LinearProtocol
+from .protocol_base import Protocol, Ticker
 
 OBJECTIVE = ("per class k: C*sum over images not ignored for k of logloss(y_ik, x_i.w_k + b_k) + 0.5*||w_k||^2, bias "
              "unpenalised (scikit-learn's binary LogisticRegression, one per class, as OneVsRestClassifier); "
@@ -264,19 +263,9 @@ class MultiLabelLinearProtocol(Protocol):
     accepts_multilabel = True
     description = ("one-vs-rest L2 logistic regression per class (L-BFGS), one C searched on val 11-point mAP, "
                    "refit on train+val; VOC2007 11-point mAP")
-    params_spec = (
-        Param("C", None, positive_float_or_none, "fixed C, or null to search it"),
-        Param("max_iter", 1000, positive_int),
-        Param("tol", 1e-6, positive_float),
-        Param("dtype", "float32", one_of("float32", "float64")),
-        Param("c_grid", CLIP_GRID, positive_float_list),
-        Param("bisection_steps", 8, non_negative_int),
-        Param("patience", 2, non_negative_int),
-        Param("holdout_fraction", 0.1, lambda v: _fraction(v)),
-        Param("device", "auto", lambda v: _device(v)),
-        Param("precondition", True, boolean, "L-BFGS in Gram-whitened coordinates (same objective)"),
-        Param("polish", True, boolean, "final fit: continue in float64 when float32 stops short of tol"),
-    )
+    # linear's settings, less the feature transforms (one-vs-rest fits the raw features); the same names let
+    # `linear` hand its parameters over on a multi-label task
+    params_spec = tuple(p for p in LinearProtocol.params_spec if p.name not in ("standardize", "l2_normalize"))
 
     def evaluate(self, splits: FeatureSplits, seed: int = 0, progress: Any = None) -> ProtocolOutcome:
         if not splits.multilabel:
