@@ -301,3 +301,28 @@ def test_fixed_C_fidelity_against_converged_sklearn(make, C, tol, slack):
         return -C * logp[np.arange(n), y[:n]].sum() + 0.5 * (coef ** 2).sum()
 
     assert objective(ours.coef_, ours.intercept_) <= objective(ref.coef_, ref.intercept_) * (1 + slack)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["softmax", "sigmoid"])
+def test_row_blocks_sum_to_the_whole_objective_whatever_the_core_count(binary, monkeypatch):
+    """RowBlocks: the parts add up to the objective on all rows, and running the blocks in a
+    thread pool or one after the other gives the same bits (the numbers never depend on cores)."""
+    import torch
+
+    from evalbench.protocols import lbfgs
+
+    X, y, _ = _make_cls()
+    y = (y > 2).astype(np.int64) if binary else y
+    k = 1 if binary else 5
+    objective = lbfgs.sigmoid_objective if binary else lbfgs.softmax_objective
+    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
+    theta = torch.randn(X.shape[1] + 1, k, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
+    whole_loss, whole_grad = objective(Xt, yt, theta, 1e-3)
+    blocks = lbfgs.RowBlocks(objective, Xt, yt, 2)
+    loss, grad = blocks(Xt, yt, theta, 1e-3)
+    assert float(loss) == pytest.approx(float(whole_loss), rel=1e-12)
+    np.testing.assert_allclose(grad.numpy(), whole_grad.numpy(), rtol=0, atol=1e-12)
+    monkeypatch.setattr(lbfgs, "_pool", lambda: None)  # one core: blocks run in turn
+    loss_1, grad_1 = blocks(Xt, yt, theta, 1e-3)
+    assert float(loss_1) == float(loss) and torch.equal(grad_1, grad)
+    assert lbfgs.blocked(objective, Xt[:100], yt[:100], k) is objective  # small fits stay whole

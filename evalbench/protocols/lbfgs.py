@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
@@ -50,19 +52,21 @@ def _as_list(theta0: Starts) -> list[torch.Tensor]:
     return [theta0] if isinstance(theta0, torch.Tensor) else list(theta0)
 
 
-def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
+def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float, n: Optional[int] = None):
     """Mean log-loss + 0.5*lam*||W||^2 and its gradient; theta = [W; b] of shape (D+1, K).
 
     This is scikit-learn's lbfgs objective divided by C*N (lam = 1/(C*N)), so it has the
     same minimiser, and a gradient test on it means the same as sklearn's ``tol``.
-    The bias row is not penalised, as in sklearn.
+    The bias row is not penalised, as in sklearn. `n` divides the loss sum (default: the rows
+    of X; a row block of a larger set passes the set's size, see RowBlocks).
     """
-    n, d = X.shape
+    n = X.shape[0] if n is None else n
+    d = X.shape[1]
     W, b = theta[:d], theta[d]
     # Logits are built class-major, Z^T = W^T X^T (K, N): with MKL on this CPU the two
     # GEMMs in this layout (W^T X^T, then P^T X) run ~17% faster than X W and X^T P.
     ZT = torch.mm(W.T, X.T).add_(b[:, None])
-    cols = torch.arange(n, device=X.device)
+    cols = torch.arange(X.shape[0], device=X.device)
     true_logits = ZT[y, cols].double().sum()
     # logsumexp and softmax in place in the logits' buffer (no (K, N) temporaries):
     # P = exp(Z - max) / sum, already scaled by 1/n for the mean-loss gradient.
@@ -89,7 +93,7 @@ def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     return loss, grad
 
 
-def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
+def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float, n: Optional[int] = None):
     """Binary mean log-loss + 0.5*lam*||w||^2 and its gradient; theta = [w; b] of shape (D+1, 1).
 
     scikit-learn fits two classes with ONE weight vector and the sigmoid (binomial) loss,
@@ -98,8 +102,9 @@ def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     column and HalfBinomialLoss). Two softmax columns are NOT that model: the penalty on
     both columns equals sklearn's at twice the C. Divided by C*N (lam = 1/(C*N)) as in
     softmax_objective, so ``tol`` means the same. y holds 0 / 1 (1 = classes_[1]); the bias
-    is not penalised.
+    is not penalised. `n` as in softmax_objective.
     """
+    n = X.shape[0] if n is None else n
     d = X.shape[1]
     w, b = theta[:d], theta[d]
     z = torch.mm(X, w).squeeze(1).add_(b)
@@ -108,8 +113,8 @@ def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     # sum; the max(z, 0) + log1p(exp(-|z|)) form never overflows.
     z64 = z.double()
     per_sample = z64.clamp(min=0).add_(torch.log1p(torch.exp(-z64.abs()))).sub_(z64 * yf.double())
-    loss = per_sample.mean() + 0.5 * lam * (w.double() ** 2).sum()
-    r = torch.sigmoid(z).sub_(yf).div_(X.shape[0])  # residual (sigmoid(z) - y) / n
+    loss = per_sample.sum() / n + 0.5 * lam * (w.double() ** 2).sum()
+    r = torch.sigmoid(z).sub_(yf).div_(n)  # residual (sigmoid(z) - y) / n
     if r.dtype == torch.float32:  # denormal residuals slow the product below (see softmax_objective)
         r.masked_fill_(r.abs() < 1e-30, 0.0)
     grad = torch.empty_like(theta)
@@ -118,8 +123,64 @@ def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     return loss, grad
 
 
-#: An objective: (X, y, theta, lam) -> (loss as a float64 scalar, gradient shaped like theta).
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple]
+#: An objective: (X, y, theta, lam[, n]) -> (loss as a float64 scalar, gradient shaped like theta).
+Objective = Callable[..., tuple]
+
+#: Fits with N*D*K in [BLOCK_MIN_WORK, SMALL_WORK) evaluate the objective on ROW_BLOCKS fixed row
+#: blocks, one per CPU thread. The blocks depend on the data's shape only and their parts are
+#: added in a fixed order, so the numbers do not depend on how many cores run them (one thread
+#: per block: MKL's multi-threaded GEMM rounds differently with each thread count). Measured on
+#: 2 cores: 1.45x faster per evaluation at 5000 x 1280 x 10. Below 1e7 a block's work is too
+#: small to pay for the hand-off.
+BLOCK_MIN_WORK = 1e7
+ROW_BLOCKS = 2
+
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def _pool() -> Optional[ThreadPoolExecutor]:
+    """A thread pool for the row blocks, or None with a single usable core."""
+    global _POOL
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2:
+        return None
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=ROW_BLOCKS, thread_name_prefix="evalbench-lbfgs")
+    return _POOL
+
+
+class RowBlocks:
+    """`objective` on fixed row blocks of X, evaluated in parallel threads and summed in order.
+
+    Each block gets lam = 0 and the full set's n, so the parts add up to the loss term and its
+    gradient exactly; the penalty (bias unpenalised) is added once.
+    """
+
+    def __init__(self, objective: Objective, X: torch.Tensor, y: torch.Tensor, n_blocks: int):
+        self.objective, self.n = objective, X.shape[0]
+        self.X, self.y = X.chunk(n_blocks), y.chunk(n_blocks)
+
+    def __call__(self, X, y, theta: torch.Tensor, lam: float):
+        del X, y  # the blocks were cut from them
+        pool = _pool()
+        args = [(self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
+        parts = [f(*a) for f, *a in args] if pool is None else [r.result() for r in [pool.submit(*a) for a in args]]
+        d = theta.shape[0] - 1
+        loss, grad = parts[0]
+        for part_loss, part_grad in parts[1:]:
+            loss = loss + part_loss
+            grad.add_(part_grad)
+        loss = loss + 0.5 * lam * (theta[:d].double() ** 2).sum()
+        grad[:d].add_(theta[:d], alpha=lam)
+        return loss, grad
+
+
+def blocked(objective: Objective, X: torch.Tensor, y: torch.Tensor, k: int) -> Objective:
+    """`objective`, or its RowBlocks version when the fit is mid-sized and on the CPU (BLOCK_MIN_WORK)."""
+    work = X.shape[0] * X.shape[1] * k
+    if X.device.type != "cpu" or not BLOCK_MIN_WORK <= work < SMALL_WORK or X.shape[0] < 2 * ROW_BLOCKS:
+        return objective
+    return RowBlocks(objective, X, y, ROW_BLOCKS)
 
 
 
@@ -175,6 +236,7 @@ def fit_softmax_lbfgs(
     """
     starts = _as_list(theta0)
     shape = starts[0].shape
+    objective = blocked(objective, X, y, shape[1])
 
     def evaluate(flat: torch.Tensor):
         loss, grad = objective(X, y, flat.view(shape), lam)
@@ -298,6 +360,7 @@ def fit_softmax_lbfgs_precond(
     dt = Xc.dtype
     M0, M0T, scale, c = pre.maps(lam)
     sc = c ** 0.5  # b' = u / sc
+    objective = blocked(objective, Xc, y, k)
     mu64 = mu.double()
 
     def to_orig(v: torch.Tensor) -> torch.Tensor:
