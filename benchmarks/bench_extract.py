@@ -1,6 +1,8 @@
 """Benchmark: evalbench's extraction (cache shards, DataLoader workers) against a bare loop with the same model,
-the same optimisations (channels_last + conv-BN fusion, inference mode) and the same images; and peak RSS of
-extraction over generated pools of two sizes (is memory flat in the dataset size?)."""
+the same optimisations (channels_last + conv-BN fusion, inference mode) and the same images; peak RSS of
+extraction over generated pools of two sizes (is memory flat in the dataset size?); and with --dtype-compare,
+`--dtype bf16` against fp32 on this CPU: extraction time, how far the features move, and the linear and k-NN
+probe accuracy on fashion-mnist-mini from each (features through evalbench's cache, $EVALBENCH_HOME)."""
 from __future__ import annotations
 
 import argparse
@@ -115,6 +117,47 @@ def memory(args) -> None:
               f"peak during extraction {peak} MB: +{peak - before} MB")
 
 
+def dtype_compare(args) -> None:
+    """bf16 autocast against fp32: interleaved timing, feature drift, and the probes' accuracy on each."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _real_features import RealSet, load_set
+
+    from evalbench.protocols import get_protocol
+    from evalbench.stats import paired_bootstrap_diff
+
+    encs = {d: load_encoder(args.model, dtype=d) for d in ("fp32", "bf16")}
+    pool = BundledArrays("fashion-mnist-mini").load()["train"]
+    batches = [torch.as_tensor(pool.batch(np.arange(s, min(s + args.batch_size, args.n)))) for s in range(0, args.n, args.batch_size)]
+    inputs = [encs["fp32"].preprocess(b) for b in batches]
+    for enc in encs.values():  # warm-up: kernel choice, oneDNN primitive caches
+        enc.encode(inputs[0])
+    wall = {d: [] for d in encs}
+    for rep in range(args.repeats):  # interleaved, alternating order
+        for d in (encs if rep % 2 == 0 else list(encs)[::-1]):
+            t0 = time.perf_counter()
+            for x in inputs:
+                encs[d].encode(x)
+            wall[d].append(time.perf_counter() - t0)
+    ratio = np.median(np.array(wall["bf16"]) / np.array(wall["fp32"]))
+    print(f"{args.model}, {args.n} images at {encs['fp32'].preprocess.input_size} px, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats: fp32 median {np.median(wall['fp32']):.2f} s, "
+          f"bf16 median {np.median(wall['bf16']):.2f} s; bf16 / fp32 = {ratio:.2f}x (median of paired ratios; < 1: bf16 faster)")
+    sets = {d: load_set(RealSet(d, args.model, "fashion-mnist-mini", model_options=(("dtype", d),))) for d in encs}
+    a, b = (np.concatenate([sets[d].train.X, sets[d].val.X, sets[d].test.X]).astype(np.float64) for d in ("fp32", "bf16"))
+    rel = np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-12)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    print(f"features (fashion-mnist-mini, {len(a)} images): relative L2 difference median {np.median(rel):.2e}, "
+          f"max {rel.max():.2e}; cosine similarity min {cos.min():.5f}")
+    for proto in ("linear", "knn"):
+        outs = {d: get_protocol(proto).evaluate(sets[d], seed=0) for d in encs}
+        y = sets["fp32"].test.y
+        ci = paired_bootstrap_diff(np.asarray(outs["bf16"].predictions["y_pred"]) == y,
+                                   np.asarray(outs["fp32"].predictions["y_pred"]) == y)
+        extra = f", C {outs['fp32'].params['C']:.4g} / {outs['bf16'].params['C']:.4g}" if proto == "linear" else ""
+        print(f"  {proto}: top1 fp32 {outs['fp32'].metrics['top1']:.2f}, bf16 {outs['bf16'].metrics['top1']:.2f}; "
+              f"bf16 - fp32 {ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] (paired 95% CI){extra}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="effnet-lite0")
@@ -126,9 +169,13 @@ def main() -> None:
     ap.add_argument("--rss-size", type=int, default=16)
     ap.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--skip", choices=["speed", "memory"])
+    ap.add_argument("--dtype-compare", action="store_true",
+                    help="only: bf16 vs fp32 extraction time, feature drift and probe accuracy (fashion-mnist-mini)")
     args = ap.parse_args()
     if args.rss_child:
         return rss_child(args.rss_child, args.rss_size)
+    if args.dtype_compare:
+        return dtype_compare(args)
     if args.skip != "speed":
         speed(args)
     if args.skip != "memory":

@@ -12,25 +12,30 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ..errors import ProtocolInputError
 from .lbfgs import (
-    _few_threads_if_small,
+    PRECONDITION_RATIO, _few_threads_if_small,
     FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond, sigmoid_objective,
     softmax_objective,
 )
 from .metrics import check_class_labels, check_n_features, stratified_holdout
 
-#: Smallest N*D*K preconditioned (when N > D); 1e8 before linear v5. Plain L-BFGS warm-started
-#: near its optimum takes steepest-descent steps whose loss decrease (~1e-7 relative) sits at
-#: the float32 rounding floor, so the stall / no-progress stops fired after 1-3 iterations on
-#: one CPU's BLAS kernel and after 37 on another, and the C search compared unfinished fits
-#: (docs/protocols.md, "Linear probe"); whitened coordinates take unit quasi-Newton steps from
-#: the first iteration. Below ~1e7 the per-evaluation overhead of the mapping dominates
-#: (measured: fashion-mnist-mini pixels, 5000 x 784 x 10, 20-45% faster preconditioned; digits
-#: 1000 x 64 x 10 and 1078 x 768 x 10, 15-50% slower).
-PRECONDITION_MIN_WORK = 1e7
+#: Preconditioning is used when D <= PRECONDITION_MAX_D_OVER_N * N (each evaluation then costs at
+#: most twice the plain one: the map adds 2*D*D*K multiply-adds to the objective's 2*N*D*K) and
+#: the one factorisation (D^3/3, float64) costs at most about PRECONDITION_SETUP_EVALS evaluations.
+#: Below linear v6 a work threshold (N*D*K >= 1e7) applied instead; with one factorisation per search
+#: the preconditioned path is also faster on small sets (digits pixels, 1078 x 768 x 10: 274 instead
+#: of 1400 evaluations over the CLIP path).
+PRECONDITION_MAX_D_OVER_N = 2.0
+PRECONDITION_SETUP_EVALS = 100
 
-#: Preconditioner curvature for two classes: the sigmoid loss's p(1-p) at the zero start
-#: (the multinomial default is 1/K).
+#: Largest preconditioner curvature for two classes: the sigmoid loss's p(1-p) at the zero start
+#: (the multinomial one is 1/K).
 BINARY_CURVATURE = 0.25
+
+
+def preconditioning_pays(n: int, d: int, k: int) -> bool:
+    """Whether L-BFGS on n x d data with k outputs gains from the Gram preconditioner: D <= 2N, and its one
+    factorisation costs at most about PRECONDITION_SETUP_EVALS objective evaluations."""
+    return d <= PRECONDITION_MAX_D_OVER_N * n and d * d <= 6 * PRECONDITION_SETUP_EVALS * n * k
 
 #: The logistic-regression objective, recorded by the linear and few-shot linear protocols.
 OBJECTIVE = ("C*sum(logloss) + 0.5*||W||^2, bias unpenalised (scikit-learn's); multinomial (softmax) for 3+ "
@@ -77,12 +82,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         holdout_fraction: stratified share of train held out when no validation set is given.
         random_state: seed of that hold-out (numpy default_rng).
         history_size: L-BFGS memory.
-        precondition: run L-BFGS in coordinates whitened by the fit data's (centred) Gram
-            matrix, W = L^{-T} V with L L^T = c*G + lam*I (see lbfgs.GramPreconditioner).
-            The objective, its minimiser and the stopping test (on the original gradient)
-            are unchanged; far fewer iterations are needed. Used when N > D and
-            N*D*K >= PRECONDITION_MIN_WORK; plain L-BFGS otherwise or when False.
-        precondition_curvature: the scale c (softmax curvature); None = 1/K.
+        precondition: run L-BFGS in coordinates scaled by the fit data's (centred) Gram
+            matrix, W = L^{-T} V with L L^T = c*G + lam*I and c = min(1/K, 0.1*lam/median feature variance)
+            (see lbfgs.GramPreconditioner). The objective, its minimiser and the stopping test
+            (on the original gradient) are unchanged; far fewer iterations are needed. Used when
+            D <= 2N and the factorisation is cheap (use_preconditioner); plain L-BFGS otherwise.
+        precondition_curvature: a fixed scale c for every C instead (linear v3-v5: 1/K); None = the rule above.
     """
 
     #: Bisection fits start from the log10(C)-linear interpolation of the two bracketing
@@ -195,11 +200,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             theta0 = self._zero_theta(Xt)
         # The refit reuses the search's Gram and mean when there was a search: any SPD matrix
         # is a valid preconditioner and train's Gram is close to train+val's (saves N*D^2).
-        theta, info = self._fit_one(Xt, yt, self.C_, theta0, self._preconditioner(Xt, self._search_pre))
+        pre = self._preconditioner(Xt, self._search_pre)
+        theta, info = self._fit_one(Xt, yt, self.C_, theta0, pre)
         self._search_pre = None
         self.fit_info_, self.polish_info_ = info, None
         if self.polish and not info.converged and Xt.dtype == torch.float32:
-            theta, self.polish_info_ = self._polish(Xt, yt, theta)
+            theta, self.polish_info_ = self._polish(Xt, yt, theta, pre)
         self.converged_ = (self.polish_info_ or info).converged
         tick()
         d = Xt.shape[1]
@@ -208,25 +214,33 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.n_iter_ = info.n_iter + (self.polish_info_.n_iter if self.polish_info_ else 0)
         return self
 
-    def _polish(self, Xt, yt, theta) -> tuple[torch.Tensor, FitInfo]:
+    def _polish(self, Xt, yt, theta, pre=None) -> tuple[torch.Tensor, FitInfo]:
         """Continue a float32 fit that stopped at float32's resolution short of `tol` in float64,
         from its solution, so the final model reaches the tolerance the protocol records
         (the search's fits stay float32: they only rank C values)."""
         X64, theta64 = Xt.double(), theta.double()
         lam = 1.0 / (self.C_ * Xt.shape[0])
         objective = sigmoid_objective if self._binary else softmax_objective
+        if pre is not None:  # the same (exact) change of variables, in float64
+            return fit_softmax_lbfgs_precond(pre.rebased(X64), yt, lam, theta64, self.tol, self.max_iter,
+                                             self.history_size, objective=objective)
         return fit_softmax_lbfgs(X64, yt, lam, theta64, self.tol, self.max_iter, self.history_size, objective=objective)
 
     def _preconditioner(self, Xt, like: Optional[GramPreconditioner] = None) -> Optional[GramPreconditioner]:
-        """A GramPreconditioner for these fit data (G and mu from `like` when given), or None
-        (switched off, D >= N, or a small problem)."""
-        n, d = Xt.shape
-        if not self.precondition or d >= n or n * d * self._n_outputs < PRECONDITION_MIN_WORK:
+        """A GramPreconditioner for these fit data (G, mu and factorisations from `like` when
+        given), or None (switched off, or D too large for N: see PRECONDITION_MAX_D_OVER_N)."""
+        if not self.use_preconditioner(*Xt.shape, self._n_outputs):
             return None
         if like is not None:
-            return GramPreconditioner(Xt, like.c, G=like.G, mu=like.mu)
-        c = self.precondition_curvature or (BINARY_CURVATURE if self._binary else 1.0 / len(self.classes_))
-        return GramPreconditioner(Xt, c)
+            return like.rebased(Xt)
+        if self.precondition_curvature is not None:  # a fixed scale c for every C (linear v3-v5 used 1/K)
+            return GramPreconditioner(Xt, self.precondition_curvature, ratio=None)
+        return GramPreconditioner(Xt, BINARY_CURVATURE if self._binary else 1.0 / len(self.classes_),
+                                  ratio=PRECONDITION_RATIO)
+
+    def use_preconditioner(self, n: int, d: int, k: int) -> bool:
+        """Whether fits on n x d data with k outputs run preconditioned (see PRECONDITION_MAX_D_OVER_N)."""
+        return bool(self.precondition) and preconditioning_pays(n, d, k)
 
     @property
     def _binary(self) -> bool:

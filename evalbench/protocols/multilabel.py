@@ -13,8 +13,8 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ..errors import ProtocolInputError
 from .average_precision import IGNORED, check_multilabel, mean_ap, multilabel_metrics, per_class
 from .contract import FeatureSplits, ProtocolOutcome
-from .lbfgs import FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
-from .linear import BINARY_CURVATURE, CLIP_GRID, PRECONDITION_MIN_WORK, resolve_device
+from .lbfgs import PRECONDITION_RATIO, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
+from .linear import BINARY_CURVATURE, CLIP_GRID, preconditioning_pays, resolve_device
 from .metrics import check_n_features
 from .probe_protocols import LinearProtocol
 from .protocol_base import Protocol, Ticker
@@ -142,10 +142,10 @@ class MultiLabelLinearProbe(BaseEstimator):
         return np.flatnonzero(ok)
 
     def _preconditioner(self, Xt: torch.Tensor, k: int) -> Optional[GramPreconditioner]:
-        n, d = Xt.shape
-        if not self.precondition or d >= n or n * d * k < PRECONDITION_MIN_WORK:
+        """linear's preconditioner (the sigmoid's curvature 1/4 caps its scale) when it pays for these data."""
+        if not self.precondition or not preconditioning_pays(*Xt.shape, k):
             return None
-        return GramPreconditioner(Xt, BINARY_CURVATURE)
+        return GramPreconditioner(Xt, BINARY_CURVATURE, ratio=PRECONDITION_RATIO)
 
     def _fit_one(self, Xt, Yt, C: float, theta0, pre) -> tuple[torch.Tensor, FitInfo]:
         lam = 1.0 / (C * Xt.shape[0])
@@ -297,7 +297,8 @@ class MultiLabelLinearProtocol(Protocol):
             fit_on="train+val", objective=OBJECTIVE,
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, all classes in one run "
                    "(separable: each column is its own binary problem)"
-                   + ("; Gram-preconditioned when N > D and N*D*K >= 1e7" if p["precondition"] else ""),
+                   + ("; Gram-preconditioned as `linear` (when D <= 2N and the factorisation is cheap; scale "
+                      "c = min(1/4, 0.1*lam/median feature variance))" if p["precondition"] else ""),
             difficult=("labels -1 (VOC2007: only 'difficult' objects of the class in the image) are left out of that "
                        "class's fit and its average precision, as the VOC2007 devkit's classification evaluation does"),
             metric="map11: VOC2007 devkit 11-point interpolated AP (recall >= k/10 tested exactly), mean over classes "

@@ -56,7 +56,11 @@ class LinearProtocol(Protocol):
     #    depended on the CPU; float64 validation logits for the C choice; a float32 final fit
     #    that stops short of tol continues in float64 (polish); `reference` names CoOp lpclip
     #    (CLIP_benchmark trains an AdamW head instead)
-    version = "5"
+    # 6: preconditioner scale follows the penalty, c = min(1/K, 0.1*lam/median feature variance),
+    #    one factorisation per search, used whenever D <= 2N (and the factorisation is cheap); the
+    #    float64 polish is preconditioned too (same objective; fits stop at slightly different points,
+    #    so a chosen C on a flat validation curve can move)
+    version = "6"
     scores_test_sets = True
     accepts_multilabel = True
     description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
@@ -119,9 +123,10 @@ class LinearProtocol(Protocol):
             fit_on="train+val",
             objective=OBJECTIVE,
             solver="L-BFGS (history 30, torch's strong-Wolfe line search), full batch, torch"
-                   + ("; preconditioned: W = L^-T V, b = u/sqrt(c) - mu.W with L L^T = c*G + lam*I, "
-                      "G the centred Gram of the fit data, c = 1/K (exact reparametrisation; used when N > D and N*D*K >= 1e7)"
-                      if p["precondition"] else ""),
+                   + ("; preconditioned: W = M V, b = u/sqrt(c) - mu.W with M = L^-T, L L^T = c*G + lam*I, "
+                      "G the centred Gram of the fit data, c = min(1/K, 0.1*lam/median feature variance) (1/4 for "
+                      "2 classes); exact reparametrisation, one factorisation per search; used when D <= 2N and "
+                      "D^2 <= 600*N*K" if p["precondition"] else ""),
             convergence=f"max|grad of mean-loss objective| <= tol, or no lower loss found by the line "
                         f"search (max {MAX_LS} evaluations), or {STALL_ITERS} iterations in a row with relative "
                         f"loss decrease <= {REL_FTOL[torch.float32 if p['dtype'] == 'float32' else torch.float64]:.3g}"
