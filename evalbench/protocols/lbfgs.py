@@ -149,6 +149,14 @@ def _pool() -> Optional[ThreadPoolExecutor]:
     return _POOL
 
 
+def _one_thread(objective: Objective, *args):
+    """`objective` with one intra-op thread in THIS thread: a pool thread keeps the OpenMP thread
+    count it started with, and more than one would oversubscribe the cores and change the rounding."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # the caller (_few_threads_if_small) has set 1 already: nothing else changes
+    return objective(*args)
+
+
 class RowBlocks:
     """`objective` on fixed row blocks of X, evaluated in parallel threads and summed in order.
 
@@ -163,7 +171,7 @@ class RowBlocks:
     def __call__(self, X, y, theta: torch.Tensor, lam: float):
         del X, y  # the blocks were cut from them
         pool = _pool()
-        args = [(self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
+        args = [(_one_thread, self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
         parts = [f(*a) for f, *a in args] if pool is None else [r.result() for r in [pool.submit(*a) for a in args]]
         d = theta.shape[0] - 1
         loss, grad = parts[0]
