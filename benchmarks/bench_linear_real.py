@@ -13,8 +13,9 @@ after): effnet-lite0 on fashion-mnist-mini, Fashion-MNIST pixels (28x28 grey, fi
   float32 features as they are. Not installed: skipped with a note (`pip install scikit-learn-intelex`).
 - chosen C, best validation accuracy, test accuracy and the paired bootstrap 95% CI of
   evalbench - scikit-learn (evalbench.stats.paired_bootstrap_diff).
-- fidelity at a fixed C (evalbench's chosen C; C=1 on a synthetic 100-class set): LinearProbe(C) with
-  its defaults against scikit-learn converged at tol 1e-8: identical predictions and the objective.
+- fidelity at a fixed C (evalbench's chosen C; C=1 on a synthetic 100-class set) against scikit-learn
+  converged at tol 1e-8: identical predictions of LinearProbe(C) at its default tol 1e-6 and at tol 1e-8,
+  and the objective of the latter (the same tolerance on both sides).
 
 Targets (issue 15): >= 10x scikit-learn and >= 5x scikit-learn-intelex on every real set, equal C or
 equal-or-better validation accuracy, test accuracy within the paired CI; >= 99% identical predictions.
@@ -45,9 +46,8 @@ from evalbench.protocols.metrics import stratified_holdout  # noqa: E402
 from evalbench.stats import paired_bootstrap_diff  # noqa: E402
 
 TARGET_SKLEARN, TARGET_INTELEX, TARGET_AGREE = 10.0, 5.0, 99.0
-#: The protocol fits to max|grad| <= 1e-6, scikit-learn here to 1e-8: the objective may sit this much
-#: above (relative); at an equal tol it is no higher (tests/test_protocols_linear.py).
-OBJECTIVE_SLACK = 1e-7
+#: Float64 rounding allowed when the objectives of two fits at the same tol (1e-8) are compared.
+OBJECTIVE_SLACK = 1e-9
 
 
 def intelex_class():
@@ -117,17 +117,24 @@ def sklearn_objective(coef, intercept, X, y, C) -> float:
 
 
 def fidelity(X, y, Xte, C) -> dict:
-    """LinearProbe(C) with its defaults against scikit-learn converged at tol 1e-8 (float64 input)."""
-    t0 = time.perf_counter()
-    ours = LinearProbe(C=C).fit(X, y)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    """LinearProbe(C) against scikit-learn converged at tol 1e-8 (float64 input): predictions of
+    the protocol's default fit (tol 1e-6) and, at the same tol 1e-8, predictions and objective."""
     ref = LogisticRegression(C=C, tol=1e-8, max_iter=20000).fit(X.astype(np.float64), y)
-    t_ref = time.perf_counter() - t0
-    f_ours = sklearn_objective(ours.coef_, ours.intercept_, X, y, C)
+    default = LinearProbe(C=C).fit(X, y)
+    t0 = time.perf_counter()
+    tight = LinearProbe(C=C, tol=1e-8).fit(X, y)
+    t_ours = time.perf_counter() - t0
+    f_ours = sklearn_objective(tight.coef_, tight.intercept_, X, y, C)
     f_ref = sklearn_objective(ref.coef_, ref.intercept_, X, y, C)
-    return {"agree": 100 * np.mean(ours.predict(Xte) == ref.predict(Xte)), "rel_obj": (f_ours - f_ref) / abs(f_ref),
-            "t_ours": t_ours, "t_ref": t_ref, "C": C}
+    ref_pred = ref.predict(Xte)
+    return {"agree": 100 * np.mean(default.predict(Xte) == ref_pred), "agree_tight": 100 * np.mean(tight.predict(Xte) == ref_pred),
+            "rel_obj": (f_ours - f_ref) / abs(f_ref), "t_ours": t_ours, "C": C}
+
+
+def fidelity_line(f: dict) -> str:
+    return (f"fixed C={f['C']:.4g}, against scikit-learn at tol 1e-8: {f['agree']:.2f}% identical predictions "
+            f"(evalbench's default tol 1e-6), {f['agree_tight']:.2f}% at tol 1e-8, where the objective is "
+            f"{f['rel_obj']:+.1e} relative to scikit-learn's (evalbench fit {f['t_ours']:.2f} s)")
 
 
 def bench_set(key: str, args, intelex) -> dict:
@@ -169,17 +176,14 @@ def report(r: dict) -> None:
         print(f"{name:30}{x['seconds']:>9.2f}{x['ratio']:>7.1f}x{x['C']:>11.4g}{x['val']:>10.2f}{x['test']:>11.2f}"
               f"  {ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]; agreement {x['agree']:.1f}%")
     if "fidelity" in r:
-        f = r["fidelity"]
-        print(f"fixed C={f['C']:.4g}: {f['agree']:.2f}% identical predictions to scikit-learn at tol 1e-8; objective "
-              f"{f['rel_obj']:+.1e} relative ({f['t_ours']:.2f} s vs {f['t_ref']:.2f} s)")
+        print(fidelity_line(r["fidelity"]))
 
 
 def synthetic_fidelity(args) -> dict:
     X, y = synthetic_features(args.synth_n + 2000, args.synth_dim, 100, 0, separation=0.35)
     print(f"\n=== synthetic 100-class ({args.synth_n} x {args.synth_dim}, 2000 test), fixed C=1", flush=True)
     f = fidelity(X[:args.synth_n], y[:args.synth_n], X[args.synth_n:], 1.0)
-    print(f"fixed C=1: {f['agree']:.2f}% identical predictions to scikit-learn at tol 1e-8; objective "
-          f"{f['rel_obj']:+.1e} relative ({f['t_ours']:.2f} s vs {f['t_ref']:.2f} s)")
+    print(fidelity_line(f))
     return f
 
 
@@ -203,9 +207,9 @@ def targets_met(r: dict) -> list[str]:
 
 
 def fidelity_misses(f: dict) -> list[str]:
-    """>= 99% identical predictions, and an objective no higher than scikit-learn's at tol 1e-8 up to
-    what the protocol's own tol (1e-6) leaves (OBJECTIVE_SLACK relative)."""
-    miss = [f"fidelity {f['agree']:.1f}%"] if f["agree"] < TARGET_AGREE else []
+    """>= 99% identical predictions (default and tight fit), and at the same tol 1e-8 an objective no
+    higher than scikit-learn's (up to OBJECTIVE_SLACK relative)."""
+    miss = [f"fidelity {min(f['agree'], f['agree_tight']):.1f}%"] if min(f["agree"], f["agree_tight"]) < TARGET_AGREE else []
     return miss + ([f"objective {f['rel_obj']:+.1e}"] if f["rel_obj"] > OBJECTIVE_SLACK else [])
 
 
@@ -238,8 +242,8 @@ def main() -> None:
     bad = {k: v for k, v in misses.items() if v}
     verdict = "MET on every set" if not bad else "NOT met: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in bad.items())
     scope = ">= 10x scikit-learn, " + (">= 5x sklearn-intelex" if intelex is not None else "sklearn-intelex not measured")
-    print(f"SUMMARY targets ({scope}, equal C or better val, test within the paired CI"
-          f"{'' if args.no_fidelity else f', >= 99% identical at fixed C, objective <= sklearn (tol 1e-8) + {OBJECTIVE_SLACK:g}'}): {verdict}")
+    fid = "" if args.no_fidelity else ", >= 99% identical at fixed C, objective at tol 1e-8 <= scikit-learn's"
+    print(f"SUMMARY targets ({scope}, equal C or better val, test within the paired CI{fid}): {verdict}")
 
 
 if __name__ == "__main__":

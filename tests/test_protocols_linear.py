@@ -319,10 +319,12 @@ def test_row_blocks_sum_to_the_whole_objective_whatever_the_core_count(binary, m
     theta = torch.randn(X.shape[1] + 1, k, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
     whole_loss, whole_grad = objective(Xt, yt, theta, 1e-3)
     blocks = lbfgs.RowBlocks(objective, Xt, yt, 2)
-    loss, grad = blocks(Xt, yt, theta, 1e-3)
+    # as in the fits: blocks only run where intra-op threading is off (lbfgs._few_threads_if_small)
+    with lbfgs._few_threads_if_small(Xt, k):
+        loss, grad = blocks(Xt, yt, theta, 1e-3)
+        monkeypatch.setattr(lbfgs, "_pool", lambda: None)  # one core: blocks run in turn
+        loss_1, grad_1 = blocks(Xt, yt, theta, 1e-3)
     assert float(loss) == pytest.approx(float(whole_loss), rel=1e-12)
     np.testing.assert_allclose(grad.numpy(), whole_grad.numpy(), rtol=0, atol=1e-12)
-    monkeypatch.setattr(lbfgs, "_pool", lambda: None)  # one core: blocks run in turn
-    loss_1, grad_1 = blocks(Xt, yt, theta, 1e-3)
     assert float(loss_1) == float(loss) and torch.equal(grad_1, grad)
     assert lbfgs.blocked(objective, Xt[:100], yt[:100], k) is objective  # small fits stay whole

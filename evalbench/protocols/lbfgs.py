@@ -145,21 +145,16 @@ def _pool() -> Optional[ThreadPoolExecutor]:
     if cores < 2:
         return None
     if _POOL is None:
-        # one intra-op thread per block, as when the blocks run in turn (_one_thread): the same GEMM
-        # kernels, hence the same bits, whatever the core count or the caller's torch thread setting
-        _POOL = ThreadPoolExecutor(max_workers=ROW_BLOCKS, thread_name_prefix="evalbench-lbfgs",
-                                   initializer=torch.set_num_threads, initargs=(1,))
+        _POOL = ThreadPoolExecutor(max_workers=ROW_BLOCKS, thread_name_prefix="evalbench-lbfgs")
     return _POOL
 
 
-def _in_turn(calls: list) -> list:
-    """The block evaluations one after the other on one intra-op thread (a single usable core)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return [f(*a) for f, *a in calls]
-    finally:
-        torch.set_num_threads(before)
+def _one_thread(objective: Objective, *args):
+    """`objective` with one intra-op thread in THIS thread: a pool thread keeps the OpenMP thread
+    count it started with, and more than one would oversubscribe the cores and change the rounding."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # the caller (_few_threads_if_small) has set 1 already: nothing else changes
+    return objective(*args)
 
 
 class RowBlocks:
@@ -176,8 +171,8 @@ class RowBlocks:
     def __call__(self, X, y, theta: torch.Tensor, lam: float):
         del X, y  # the blocks were cut from them
         pool = _pool()
-        args = [(self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
-        parts = _in_turn(args) if pool is None else [r.result() for r in [pool.submit(*a) for a in args]]
+        args = [(_one_thread, self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
+        parts = [f(*a) for f, *a in args] if pool is None else [r.result() for r in [pool.submit(*a) for a in args]]
         d = theta.shape[0] - 1
         loss, grad = parts[0]
         for part_loss, part_grad in parts[1:]:
