@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -30,6 +30,50 @@ PRECONDITION_SETUP_EVALS = 100
 #: Largest preconditioner curvature for two classes: the sigmoid loss's p(1-p) at the zero start
 #: (the multinomial one is 1/K).
 BINARY_CURVATURE = 0.25
+
+
+def search_log_c(c_grid, patience: int, bisection_steps: int, run: Callable[[float, str], float]) -> float:
+    """CLIP's C search in log10(C); returns the best log10(C) (highest validation score, ties -> smaller C).
+
+    The coarse grid is fitted in increasing C and stops after `patience` values scored below the
+    best (0 = never); then `bisection_steps` bisections of the wider side of the bracket around
+    the best. run(log10 C, stage) fits one C ("coarse" or "bisection") and returns its score.
+    """
+    scores: dict[float, float] = {}
+    best, below = -1.0, 0
+    for c in sorted(float(c) for c in c_grid):
+        x = math.log10(c)
+        scores[x] = run(x, "coarse")
+        if scores[x] > best:
+            best, below = scores[x], 0
+        elif scores[x] < best:
+            below += 1
+        if patience and below >= patience:
+            break
+
+    def best_log() -> float:
+        return min(scores, key=lambda c: (-scores[c], c))
+
+    m = best_log()
+    pts = sorted(scores)
+    i = pts.index(m)
+    lo = pts[i - 1] if i > 0 else None
+    hi = pts[i + 1] if i + 1 < len(pts) else None
+    for _ in range(bisection_steps):
+        left = m - lo if lo is not None else 0.0
+        right = hi - m if hi is not None else 0.0
+        if max(left, right) <= 1e-9:
+            break
+        x = (lo + m) / 2 if left >= right else (m + hi) / 2
+        scores[x] = run(x, "bisection")
+        if scores[x] > scores[m] or (scores[x] == scores[m] and x < m):
+            lo, hi = (lo, m) if x < m else (m, hi)
+            m = x
+        elif x < m:
+            lo = x
+        else:
+            hi = x
+    return best_log()
 
 
 def preconditioning_pays(n: int, d: int, k: int) -> bool:
@@ -279,7 +323,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         # rounding (which differs between BLAS kernels) must not break its near-ties.
         Xv64 = Xvt.double()
         sols: dict[float, torch.Tensor] = {}  # log10(C) -> theta
-        accs: dict[float, float] = {}
 
         def run(logc: float, stage: str) -> float:
             starts, names = self._warm_starts(sols, logc, Xt)
@@ -290,7 +333,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 d = Xt.shape[1]
                 pred = self._predicted_index(torch.addmm(theta[d].double(), Xv64, theta[:d].double()))
                 acc = float(100.0 * (pred == yvt).double().mean())
-            sols[logc], accs[logc] = theta, acc
+            sols[logc] = theta
             self.search_log_.append({
                 "C": float(10.0 ** logc), "val_top1": acc, "stage": stage,
                 "n_iter": info.n_iter, "n_evals": info.n_evals, "stop": info.stop_reason,
@@ -300,39 +343,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             tick()
             return acc
 
-        best, below = -1.0, 0
-        for c in sorted(float(c) for c in self.c_grid):
-            acc = run(math.log10(c), "coarse")
-            if acc > best:
-                best, below = acc, 0
-            elif acc < best:
-                below += 1
-            if self.patience and below >= self.patience:
-                break
-
-        def best_log() -> float:  # highest val accuracy; ties -> smaller C
-            return min(accs, key=lambda c: (-accs[c], c))
-
-        m = best_log()
-        pts = sorted(accs)
-        i = pts.index(m)
-        lo = pts[i - 1] if i > 0 else None
-        hi = pts[i + 1] if i + 1 < len(pts) else None
-        for _ in range(self.bisection_steps):
-            left = m - lo if lo is not None else 0.0
-            right = hi - m if hi is not None else 0.0
-            if max(left, right) <= 1e-9:
-                break
-            x = (lo + m) / 2 if left >= right else (m + hi) / 2
-            acc_x = run(x, "bisection")
-            if acc_x > accs[m] or (acc_x == accs[m] and x < m):
-                lo, hi = (lo, m) if x < m else (m, hi)
-                m = x
-            elif x < m:
-                lo = x
-            else:
-                hi = x
-        m = best_log()
+        m = search_log_c(self.c_grid, self.patience, self.bisection_steps, run)
         return float(10.0 ** m), sols[m]
 
     def _zero_theta(self, Xt: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from ..errors import ProtocolInputError
 from .average_precision import IGNORED, check_multilabel, mean_ap, multilabel_metrics, per_class
 from .contract import FeatureSplits, ProtocolOutcome
 from .lbfgs import PRECONDITION_RATIO, FitInfo, GramPreconditioner, fit_softmax_lbfgs, fit_softmax_lbfgs_precond
-from .linear import BINARY_CURVATURE, CLIP_GRID, preconditioning_pays, resolve_device
+from .linear import BINARY_CURVATURE, CLIP_GRID, preconditioning_pays, resolve_device, search_log_c
 from .metrics import check_n_features
 from .probe_protocols import LinearProtocol
 from .protocol_base import Protocol, Ticker
@@ -169,7 +169,6 @@ class MultiLabelLinearProbe(BaseEstimator):
         Xv64 = torch.as_tensor(np.ascontiguousarray(X_val), device=self.device_).double()
         pre = self._preconditioner(Xt, len(cols))
         sols: dict[float, torch.Tensor] = {}
-        maps: dict[float, float] = {}
 
         def run(logc: float, stage: str) -> float:
             near = min(sols, key=lambda c: (abs(c - logc), c)) if sols else None
@@ -178,7 +177,7 @@ class MultiLabelLinearProbe(BaseEstimator):
             t0 = time.perf_counter()
             theta, info = self._fit_one(Xt, Yt, 10.0 ** logc, start, pre)
             score = mean_ap(self._scores(theta, Xv64, cols), Y_val, "map11")
-            sols[logc], maps[logc] = theta, score
+            sols[logc] = theta
             self.search_log_.append({"C": float(10.0 ** logc), "val_map11": score, "stage": stage,
                                      "n_iter": info.n_iter, "n_evals": info.n_evals, "stop": info.stop_reason,
                                      "converged": info.converged, "start": "zeros" if near is None else "nearest",
@@ -186,44 +185,9 @@ class MultiLabelLinearProbe(BaseEstimator):
             tick()
             return score
 
-        best, below = -1.0, 0
-        for c in sorted(float(c) for c in self.c_grid):
-            score = run(math.log10(c), "coarse")
-            if score > best:
-                best, below = score, 0
-            elif score < best:
-                below += 1
-            if self.patience and below >= self.patience:
-                break
-        m = self._bisect(maps, run)
+        m = search_log_c(self.c_grid, self.patience, self.bisection_steps, run)
         self._search_cols = cols
         return float(10.0 ** m), sols[m]
-
-    def _bisect(self, maps: dict[float, float], run) -> float:
-        """LinearProbe's refinement: bisect the wider side of the bracket around the best log10(C)."""
-        def best_log() -> float:  # highest val mAP; ties -> smaller C
-            return min(maps, key=lambda c: (-maps[c], c))
-
-        m = best_log()
-        pts = sorted(maps)
-        i = pts.index(m)
-        lo = pts[i - 1] if i > 0 else None
-        hi = pts[i + 1] if i + 1 < len(pts) else None
-        for _ in range(self.bisection_steps):
-            left = m - lo if lo is not None else 0.0
-            right = hi - m if hi is not None else 0.0
-            if max(left, right) <= 1e-9:
-                break
-            x = (lo + m) / 2 if left >= right else (m + hi) / 2
-            score = run(x, "bisection")
-            if score > maps[m] or (score == maps[m] and x < m):
-                lo, hi = (lo, m) if x < m else (m, hi)
-                m = x
-            elif x < m:
-                lo = x
-            else:
-                hi = x
-        return best_log()
 
     def _final_fit(self, X, Y, theta0) -> tuple[torch.Tensor, FitInfo, Optional[FitInfo]]:
         """Fit on train+val at C_ (from the search's solution), polished in float64 when float32

@@ -101,7 +101,8 @@ def download(name: str, root: Path) -> None:
         for image_set in ("trainval", "test"):
             _tv("VOCDetection")(str(root), year="2007", image_set=image_set, download=True)
     else:
-        raise NotImplementedError(f"{name}: torchvision has no download for it")
+        raise DataUnavailableError(f"{name}: torchvision has no download for it; `evalbench data prepare transfer` "
+                                   "prints its manual steps")
 
 
 #: The ten official SUN397 train/test partitions (Training_01.txt ... Testing_10.txt, ClassName.txt).
