@@ -67,19 +67,21 @@ class TaskPlan:
     def num_classes(self) -> int:
         return len(next(iter(self.pools.values())).classes)
 
-    def task_info(self, test_set: Optional[str] = None) -> TaskInfo:
-        """The task as run; for an extra test set, its size is the `test` count and `test_set` names it."""
+    def task_info(self) -> TaskInfo:
+        """The task as run (its test split)."""
         t = self.task
         # own-data sources add where the data was read and a digest of its listing (not cache-key material)
         provenance = getattr(self.source, "provenance", None)
         dataset = {**self.source.identity(), **(provenance() if callable(provenance) else {})}
-        splits = {k: int(len(idx)) for k, (_, idx) in self.splits.items()}
-        if test_set is not None:
-            splits["test"] = int(len(self.test_sets[test_set][1]))
         definition = {**t.splits, "test_sets": t.test_sets} if t.test_sets else t.splits
-        return TaskInfo(name=t.name, version=t.version, dataset=dataset, splits=splits,
+        return TaskInfo(name=t.name, version=t.version, dataset=dataset,
+                        splits={k: int(len(idx)) for k, (_, idx) in self.splits.items()},
                         split_definition=definition, num_classes=self.num_classes, file=Path(t.path).name,
-                        group=t.group or None, suites=tuple(t.suites), metric=t.metric, test_set=test_set)
+                        group=t.group or None, suites=tuple(t.suites), metric=t.metric)
+
+    def test_set_info(self, task: TaskInfo, name: str) -> TaskInfo:
+        """`task` (from task_info) as scored on the extra test set `name`: its size is the `test` count."""
+        return dataclasses.replace(task, splits={**task.splits, "test": int(len(self.test_sets[name][1]))}, test_set=name)
 
     def split_pools(self) -> dict[str, tuple[str, np.ndarray]]:
         """Every split whose features a run needs: train / val / test, then `@name` per extra test set."""
@@ -385,7 +387,8 @@ def _record_paths(plan: TaskPlan, planned: PlannedProtocol, ctx: RunContext, slu
 def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ctx: RunContext) -> list[dict[str, Any]]:
     """Reuse the task's current records; extract what the rest need (every feature choice in one pass); run them."""
     rows, todo = [], []
-    content = plan.task_info().dataset.get("content_sha256")
+    task_info = plan.task_info()
+    content = task_info.dataset.get("content_sha256")
     for m in models:
         info, runs = m.info(plan.task), []
         for p in plan.protocols:
@@ -417,8 +420,8 @@ def _run_task(encoder: Encoder, models: list[ModelUnderTest], plan: TaskPlan, ct
         for p, paths in runs:
             _announce_cost(p, fsplits, ctx.device)
             scored = fsplits if p.protocol.scores_test_sets else dataclasses.replace(fsplits, test_sets={})
-            written = write_protocol_records(_on_device(p, ctx.device), scored, m.info(plan.task), plan, ctx, paths,
-                                             cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
+            written = write_protocol_records(_on_device(p, ctx.device), scored, m.info(plan.task), plan, task_info, ctx,
+                                             paths, cache_keys={k: v.key for k, v in splits.items()}, extract_s=extract_s,
                                              device=str(getattr(encoder, "device", "cpu")))
             for record in written:
                 ctx.summary.computed.append(f"{plan.task.name}/{record.path.stem}")
@@ -439,10 +442,14 @@ def _feature_splits(plan: TaskPlan, splits: dict[str, Any]) -> FeatureSplits:
 
 
 def write_protocol_records(planned: PlannedProtocol, fsplits: FeatureSplits, model: ModelInfo, plan: TaskPlan,
-                           ctx: RunContext, paths: dict[Optional[str], Path], cache_keys: dict[str, str],
-                           extract_s: float, device: str) -> list[ResultRecord]:
-    """Run one protocol (one fit) and write its record for the test split and one per extra test set."""
-    record, predictions, extra = run_protocol(planned, fsplits, model, plan.task_info(), ctx, cache_keys=cache_keys,
+                           task_info: TaskInfo, ctx: RunContext, paths: dict[Optional[str], Path],
+                           cache_keys: dict[str, str], extract_s: float, device: str) -> list[ResultRecord]:
+    """Run one protocol (one fit) and write its record for the test split and one per extra test set; each
+    record lists the cache keys of the features it read (train / val, and its own test split)."""
+    def keys(test_key: str) -> dict[str, str]:
+        return {k: v for k, v in cache_keys.items() if not k.startswith("@") and k != "test" or k == test_key}
+
+    record, predictions, extra = run_protocol(planned, fsplits, model, task_info, ctx, cache_keys=keys("test"),
                                               extract_s=extract_s, device=device, test_index=plan.splits["test"][1])
     written = [record.write(paths[None], predictions)]
     for name, outcome in extra.items():
@@ -450,9 +457,8 @@ def write_protocol_records(planned: PlannedProtocol, fsplits: FeatureSplits, mod
         if preds:
             preds.update(y_true=fsplits.test_sets[name].y.astype(np.int64),
                          test_index=np.asarray(plan.test_sets[name][1], dtype=np.int64))
-        keys = {k: v for k, v in cache_keys.items() if not k.startswith("@") or k == f"@{name}"}
         rec = dataclasses.replace(
-            record, task=plan.task_info(name), metrics=outcome.metrics, cache_keys=keys,
+            record, task=plan.test_set_info(task_info, name), metrics=outcome.metrics, cache_keys=keys(f"@{name}"),
             details={"fit": f"shared with {paths[None].name}: the same fitted probe scored on test set {name}"},
             uncertainty=intervals(preds, outcome.metrics, seed=ctx.seed))
         written.append(rec.write(paths[name], preds))
