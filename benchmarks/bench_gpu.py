@@ -1,7 +1,8 @@
 """GPU check (run it when a CUDA machine is available; under 5 minutes): CUDA extraction throughput with 0 vs N
 DataLoader workers, the probes on CUDA vs CPU on the same features (identical predictions at the same C), and
 2-GPU torchrun equivalence when two GPUs exist, and the time `--dry-run` predicts for ResNet-50 on the ImageNet suite
-on this GPU (the README's ImageNet cost table). Prints one summary line last."""
+on this GPU (the README's ImageNet cost table), and one linear-probe fit at ImageNet width against the rough time
+`--dry-run` states for it. Needs evalbench installed (`pip install -e .`). Prints one summary line last."""
 from __future__ import annotations
 
 import argparse
@@ -90,18 +91,54 @@ def two_gpus(model: str) -> dict:
     return {"torchrun_2gpu_same_metrics": metrics[0] == metrics[1], "torchrun_2gpu_features_close": close}
 
 
-def imagenet_dry_run() -> dict:
-    """`evalbench run --dry-run --device cuda` for ResNet-50 on imagenet-knn + imagenet-linear, timed on a
-    photo-sized copy (scripts/make_imagenet_timing_copy.py); its output is printed for the README."""
+def imagenet_dry_run(train_per_class: int = 1500, val_per_class: int = 250) -> dict:
+    """`evalbench run --dry-run --device cuda` for ResNet-50 on imagenet-knn + imagenet-linear on a photo-sized copy
+    (scripts/make_imagenet_timing_copy.py; its output is printed for the README), then the real extraction of that
+    copy timed as a run from an empty cache minus the same run again with the features cached."""
     repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "COLUMNS": "200"}
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, str(repo / "scripts" / "make_imagenet_timing_copy.py"), tmp], check=True)
-        out = subprocess.run([sys.executable, "-m", "evalbench", "run", "--model", "torchvision:resnet50", "--random-init",
-                              "--suite", "imagenet", "--tasks", "imagenet-knn", "imagenet-linear", "--data-root", tmp,
-                              "--dry-run", "--device", "cuda", "--cache-dir", str(Path(tmp) / "cache")],
-                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-    print(out.stdout + out.stderr)
-    return {"imagenet_dry_run_rc": out.returncode}
+        subprocess.run([sys.executable, str(repo / "scripts" / "make_imagenet_timing_copy.py"), tmp, "--train-per-class",
+                        str(train_per_class), "--val-per-class", str(val_per_class)], check=True)
+        common = [sys.executable, "-m", "evalbench", "run", "--model", "torchvision:resnet50", "--random-init",
+                  "--suite", "imagenet", "--data-root", tmp, "--device", "cuda", "--cache-dir", str(Path(tmp) / "cache")]
+        out = subprocess.run([*common, "--tasks", "imagenet-knn", "imagenet-linear", "--dry-run"],
+                             capture_output=True, text=True, env=env)
+        print(out.stdout + out.stderr)
+        real = [*common, "--tasks", "imagenet-knn", "--protocols", "knn", "--no-ci", "--no-progress",
+                "--output", str(Path(tmp) / "results")]
+        seconds = []
+        for _ in range(2):  # from an empty cache, then with every feature cached
+            t0 = time.perf_counter()
+            subprocess.run(real, check=True, capture_output=True, env=env)
+            seconds.append(time.perf_counter() - t0)
+    return {"imagenet_dry_run_rc": out.returncode, "imagenet_copy_images": 4 * (train_per_class + val_per_class),
+            "imagenet_copy_extract_s": seconds[0] - seconds[1]}
+
+
+def linear_at_scale(n: int = 100_000, d: int = 2048, k: int = 1000) -> dict:
+    """One linear-probe fit at ImageNet-like width (synthetic, n x 2048 x 1000 classes) on CUDA, against the
+    rough figure `--dry-run` gives for it (TYPICAL_ITERATIONS iterations at the measured matmul rate)."""
+    from evalbench.dryrun import TYPICAL_ITERATIONS, linear_probe_seconds, matmul_flops_per_s
+    g = torch.Generator(device="cuda").manual_seed(0)
+    y = torch.randint(0, k, (n,), device="cuda", generator=g)
+    means = torch.randn(k, d, device="cuda", generator=g) * 0.35
+    X = (means[y] + torch.randn(n, d, device="cuda", generator=g)).relu_().cpu().numpy()
+    y = y.cpu().numpy()
+    flops = matmul_flops_per_s("cuda")
+    LinearProbe(C=1.0, device="cuda").fit(X[:2000], y[:2000])  # warm-up: CUDA context and cuBLAS handles
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    probe = LinearProbe(C=1.0, device="cuda").fit(X, y)
+    torch.cuda.synchronize()
+    fit_s = time.perf_counter() - t0
+    cost = n * d * k
+    polish = probe.polish_info_
+    return {"scale_n": n, "scale_fit_s": fit_s, "scale_fit_iters": int(probe.n_iter_),
+            "scale_fit_evals": int(probe.fit_info_.n_evals + (polish.n_evals if polish else 0)),
+            "scale_s_per_iter": fit_s / max(probe.n_iter_, 1),
+            "scale_est_s_per_iter": linear_probe_seconds(cost, flops) / TYPICAL_ITERATIONS,
+            "matmul_tflops": flops / 1e12, "matmul_tflops_512": matmul_flops_per_s("cuda", 512) / 1e12}
 
 
 def main() -> int:
@@ -110,15 +147,24 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)))
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--parts", nargs="+", default=["extraction", "torchrun", "imagenet", "linear-scale"],
+                    choices=["extraction", "torchrun", "imagenet", "linear-scale"])
+    ap.add_argument("--scale-n", type=int, default=100_000, help="rows of the linear-scale fit (ImageNet train: 1281167)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA device here; nothing to check")
         return 0
     t0 = time.perf_counter()
-    summary, train, test = extraction(args.model, args.n, args.workers, args.batch_size)
-    summary.update(probes(train, test))
-    summary.update(two_gpus(args.model))
-    summary.update(imagenet_dry_run())
+    summary: dict = {}
+    if "extraction" in args.parts:
+        summary, train, test = extraction(args.model, args.n, args.workers, args.batch_size)
+        summary.update(probes(train, test))
+    if "torchrun" in args.parts:
+        summary.update(two_gpus(args.model))
+    if "imagenet" in args.parts:
+        summary.update(imagenet_dry_run())
+    if "linear-scale" in args.parts:
+        summary.update(linear_at_scale(args.scale_n))
     summary["total_s"] = time.perf_counter() - t0
     print("bench_gpu " + torch.cuda.get_device_name() + ": "
           + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))

@@ -1,6 +1,7 @@
 """`run --dry-run`: what a run would compute and what it would cost, measured on one timed batch, without computing it."""
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Optional, Union
 
@@ -47,7 +48,7 @@ def dry_run(model: Union[str, Encoder], suite: Optional[str] = None, tasks: Opti
     rows: list[dict[str, Any]] = []
     for plan in plans:
         preprocess = per_image(effective_preprocess(encoder.preprocess, plan.task.preprocess))
-        pre_s, enc_s, dims = _timed_batch(encoder, preprocess, plan, batch_size, [c.key for c in choices])
+        pre_s, enc_s, dims = _timed_batch(encoder, preprocess, plan, batch_size, [c.key for c in choices], workers)
         rate = images_per_second(pre_s, enc_s, workers, on_cpu)
         full = _full_scale(plan)
         for split, (pool_name, idx) in plan.split_pools().items():
@@ -84,16 +85,36 @@ def images_per_second(pre_s: float, enc_s: float, workers: int, on_cpu: bool) ->
     return 1.0 / max(per_image, 1e-12)
 
 
-def _timed_batch(encoder: Encoder, preprocess, plan: TaskPlan, batch_size: int, keys: list) -> tuple[float, float, dict]:
+@contextlib.contextmanager
+def _torch_threads(n: Optional[int]):
+    """Run the block with `n` intra-op threads (None: leave as is), restoring the setting afterwards."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _timed_batch(encoder: Encoder, preprocess, plan: TaskPlan, batch_size: int, keys: list,
+                 workers: int = 0) -> tuple[float, float, dict]:
     """(seconds per image of decode + preprocess, of encode, feature width per choice), from one warm-up and one
-    timed batch."""
+    timed batch.
+
+    With DataLoader workers the decode is timed on one intra-op thread, as each worker runs it (PyTorch gives
+    workers one thread): timed on all of the main process's threads it came out 3x too fast on a 16-core
+    machine, and the complete-ImageNet figure with it.
+    """
     pool_name, idx = next(iter(plan.splits.values()))
     batch = np.asarray(idx[:batch_size])
     pool = plan.pools[pool_name]
     with torch.inference_mode():
         for _ in range(2):  # the first call pays one-off costs (allocation, kernel selection)
             t0 = time.perf_counter()
-            x = preprocess(pool.batch(batch))
+            with _torch_threads(1 if workers > 0 else None):
+                x = preprocess(pool.batch(batch))
             t1 = time.perf_counter()
             got = {None: encoder.encode(x)} if keys == [None] else encoder.encode_multi(x)
             # encoders hand back CPU arrays or tensors; reading the shape waits for a GPU result
@@ -189,11 +210,19 @@ def linear_probe_seconds(cost: float, flops_per_s: float) -> float:
     return 4 * TYPICAL_ITERATIONS * cost / flops_per_s
 
 
-def matmul_flops_per_s(device: Optional[str] = None, n: int = 512) -> float:
-    """fp32 matrix-multiply rate on the probes' device, from one short timing."""
+def matmul_flops_per_s(device: Optional[str] = None, n: Optional[int] = None) -> float:
+    """fp32 matrix-multiply rate on the probes' device, from one short timing.
+
+    On a GPU the matrix is large enough to measure throughput rather than kernel-launch latency (which is
+    what a 512 x 512 product measures there), and the clock starts after a synchronised warm-up so cuBLAS's
+    start-up is not counted.
+    """
     dev = resolve_device(device)
+    n = n or (4096 if dev.type == "cuda" else 512)
     a = torch.randn(n, n, device=dev)
     a @ a
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
     for _ in range(4):
         a @ a

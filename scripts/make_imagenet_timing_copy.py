@@ -21,10 +21,12 @@ WNIDS = ("n01440764", "n01443537", "n01484850", "n01491361")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path, help="the data root to write (the copy goes to ROOT/imagenet)")
+    ap.add_argument("--train-per-class", type=int, default=32, help="train images per class (4 classes)")
+    ap.add_argument("--val-per-class", type=int, default=8, help="val images per class")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     sizes, n_val = [], 0
-    for split, per_class in (("train", 32), ("val", 8)):
+    for split, per_class in (("train", args.train_per_class), ("val", args.val_per_class)):
         for w in WNIDS:
             folder = args.root / "imagenet" / split / w
             folder.mkdir(parents=True, exist_ok=True)

@@ -39,3 +39,39 @@ def test_a_long_linear_probe_on_cpu_is_announced_before_it_runs(tmp_path, capsys
     assert main(_args(tmp_path, "--protocols", "linear")) == 0
     assert re.search(r"linear on CPU: n x d x classes x fits = 4\.41e\+07; roughly [\d.]+ h on this machine; "
                      r"--device cuda runs it on a GPU", caplog.text)
+
+
+def test_decode_is_timed_on_one_thread_as_a_dataloader_worker_runs_it(tmp_path, monkeypatch):
+    """Workers decode on one intra-op thread each; timing the decode on all of the main process's threads
+    made the GPU estimate 3x too fast. In process (0 workers) the decode keeps the process's threads."""
+    import torch
+
+    import evalbench.dryrun as dryrun
+
+    seen: list[int] = []
+    real_per_image = dryrun.per_image
+
+    class Recording:
+        """The real per-image preprocess, noting the intra-op thread count each call runs with."""
+
+        def __init__(self, preprocess):
+            self.inner = real_per_image(preprocess)
+
+        def __call__(self, batch):
+            seen.append(torch.get_num_threads())
+            return self.inner(batch)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(dryrun, "per_image", Recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for workers, expected in ((3, 1), (0, 2)):
+            seen.clear()
+            dryrun.dry_run("pixels:8", tasks=["digits"], cache_dir=tmp_path / "cache", device="cpu", num_workers=workers)
+            assert seen and set(seen) == {expected}
+            assert torch.get_num_threads() == 2  # restored after the timing
+    finally:
+        torch.set_num_threads(before)
