@@ -303,18 +303,23 @@ def test_fixed_C_fidelity_against_converged_sklearn(make, C, tol, slack):
     assert objective(ours.coef_, ours.intercept_) <= objective(ref.coef_, ref.intercept_) * (1 + slack)
 
 
-@pytest.mark.parametrize("binary", [False, True], ids=["softmax", "sigmoid"])
-def test_row_blocks_sum_to_the_whole_objective_whatever_the_core_count(binary, monkeypatch):
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "one-vs-rest"])
+def test_row_blocks_sum_to_the_whole_objective_whatever_the_core_count(kind, monkeypatch):
     """RowBlocks: the parts add up to the objective on all rows, and running the blocks in a
     thread pool or one after the other gives the same bits (the numbers never depend on cores)."""
     import torch
 
     from evalbench.protocols import lbfgs
 
+    from evalbench.protocols.multilabel import ovr_objective
+
     X, y, _ = _make_cls()
-    y = (y > 2).astype(np.int64) if binary else y
-    k = 1 if binary else 5
-    objective = lbfgs.sigmoid_objective if binary else lbfgs.softmax_objective
+    if kind == "one-vs-rest":  # multi-hot targets, one entry left out (-1) of its class's loss
+        y = np.stack([(y == c) for c in range(5)], axis=1).astype(np.float64)
+        y[::7, 2] = -1
+    y = (y > 2).astype(np.int64) if kind == "sigmoid" else y
+    k = 1 if kind == "sigmoid" else 5
+    objective = {"softmax": lbfgs.softmax_objective, "sigmoid": lbfgs.sigmoid_objective, "one-vs-rest": ovr_objective}[kind]
     Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
     theta = torch.randn(X.shape[1] + 1, k, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
     whole_loss, whole_grad = objective(Xt, yt, theta, 1e-3)

@@ -24,13 +24,14 @@ OBJECTIVE = ("per class k: C*sum over images not ignored for k of logloss(y_ik, 
              "images ignored for a class (VOC difficult-only) are left out of that class's fit")
 
 
-def ovr_objective(X: torch.Tensor, Y: torch.Tensor, theta: torch.Tensor, lam: float):
+def ovr_objective(X: torch.Tensor, Y: torch.Tensor, theta: torch.Tensor, lam: float, n: Optional[int] = None):
     """Sum over classes of the binary mean log-loss + 0.5*lam*||w_k||^2, and its gradient.
 
     theta = [W; b] (D+1, K); Y (N, K) float with 1 / 0, and -1 for an entry left out of its class's
     loss. Every class's loss is divided by the same N (lam = 1/(C*N)), so each column's minimiser
     is scikit-learn's binary fit at C on that class's non-ignored rows; the columns never interact,
-    and the max-abs gradient test holds for every class at once.
+    and the max-abs gradient test holds for every class at once. `n` divides the loss sum (default: the
+    rows of X; a row block of a larger set passes the set's size, see lbfgs.RowBlocks).
     """
     d = X.shape[1]
     W, b = theta[:d], theta[d]
@@ -40,7 +41,7 @@ def ovr_objective(X: torch.Tensor, Y: torch.Tensor, theta: torch.Tensor, lam: fl
     Z64 = Z.double()
     # log(1 + exp(z)) - y*z in the form that never overflows, summed in float64 (see lbfgs.softmax_objective)
     per = Z64.clamp(min=0).add_(torch.log1p(torch.exp(-Z64.abs()))).sub_(Z64 * target.double())
-    n = X.shape[0]
+    n = X.shape[0] if n is None else n
     loss = (per * keep.double()).sum() / n + 0.5 * lam * (W.double() ** 2).sum()
     R = torch.sigmoid(Z).sub_(target).mul_(keep).div_(n)
     if R.dtype == torch.float32:  # denormals slow the GEMM below (lbfgs.softmax_objective)
