@@ -1,7 +1,6 @@
 """`run --dry-run`: what a run would compute and what it would cost, measured on one timed batch, without computing it."""
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any, Optional, Union
 
@@ -16,6 +15,7 @@ from .data.task_preprocess import effective_preprocess
 from .distributed import place_encoder, resolve_device
 from .extract import default_num_workers, feature_choices
 from .runner import TaskPlan, _task_specs, plan_tasks, RunSummary
+from .threads import intra_op_threads
 
 #: L-BFGS iterations a linear-probe fit typically takes: the rough time figure assumes this many.
 TYPICAL_ITERATIONS = 100
@@ -85,19 +85,6 @@ def images_per_second(pre_s: float, enc_s: float, workers: int, on_cpu: bool) ->
     return 1.0 / max(per_image, 1e-12)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: Optional[int]):
-    """Run the block with `n` intra-op threads (None: leave as is), restoring the setting afterwards."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def _timed_batch(encoder: Encoder, preprocess, plan: TaskPlan, batch_size: int, keys: list,
                  workers: int = 0) -> tuple[float, float, dict]:
     """(seconds per image of decode + preprocess, of encode, feature width per choice), from one warm-up and one
@@ -113,7 +100,7 @@ def _timed_batch(encoder: Encoder, preprocess, plan: TaskPlan, batch_size: int, 
     with torch.inference_mode():
         for _ in range(2):  # the first call pays one-off costs (allocation, kernel selection)
             t0 = time.perf_counter()
-            with _torch_threads(1 if workers > 0 else None):
+            with intra_op_threads(1 if workers > 0 else None):
                 x = preprocess(pool.batch(batch))
             t1 = time.perf_counter()
             got = {None: encoder.encode(x)} if keys == [None] else encoder.encode_multi(x)

@@ -1,7 +1,6 @@
 """Full-batch torch L-BFGS for scikit-learn's L2 logistic-regression objectives (multinomial and binary)."""
 from __future__ import annotations
 
-import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -10,24 +9,18 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # torch's own (private, stable since 1.4)
 
+from ..threads import intra_op_threads
+
 
 #: Below this many multiply-adds per objective evaluation, intra-op threading costs more
 #: than it saves (OpenMP wake-ups dominate; 5x slower measured on 2 busy cores).
 SMALL_WORK = 1e8
 
 
-@contextlib.contextmanager
 def _few_threads_if_small(X: torch.Tensor, k: int):
     """Run tiny CPU fits on one intra-op thread, restoring the caller's setting afterwards."""
     small = X.device.type == "cpu" and X.shape[0] * X.shape[1] * k < SMALL_WORK
-    before = torch.get_num_threads()
-    if small and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+    return intra_op_threads(1 if small else None)
 
 
 @dataclass
