@@ -35,6 +35,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+#: Whether MKL_CBWR came from the user (else evalbench's import sets it; see release_mkl_cbwr).
+MKL_CBWR_FROM_USER = "MKL_CBWR" in os.environ
+
 from _real_features import SETS, load_set  # noqa: E402
 from _synth import synthetic_features  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -48,6 +51,25 @@ from evalbench.stats import paired_bootstrap_diff  # noqa: E402
 TARGET_SKLEARN, TARGET_INTELEX, TARGET_AGREE = 10.0, 5.0, 99.0
 #: Float64 rounding allowed when the objectives of two fits at the same tol (1e-8) are compared.
 OBJECTIVE_SLACK = 1e-9
+
+
+def release_mkl_cbwr() -> str:
+    """Give scikit-learn-intelex MKL's default mode, as it runs outside evalbench.
+
+    evalbench sets MKL_CBWR=AUTO,STRICT at import (evalbench/blas.py) for thread-count independent
+    GEMMs; oneDAL, which sklearn-intelex runs on, reads the same variable when it first calls MKL and
+    runs ~35% slower in that mode (measured: 3 fits 6.4-7.0 s against 9.0-9.5 s). torch's MKL has
+    read it by now (one product below), so it stays strict; the variable is then removed unless the
+    user set it."""
+    import torch
+
+    from evalbench.blas import thread_count_independent_gemm
+
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # torch's MKL reads its mode at the first call
+    if not MKL_CBWR_FROM_USER:
+        os.environ.pop("MKL_CBWR", None)
+    return (f"evalbench GEMMs: {'MKL strict CNR' if thread_count_independent_gemm() else 'MKL default mode'}; "
+            f"references: MKL_CBWR={os.environ.get('MKL_CBWR', 'unset (MKL default)')}")
 
 
 def intelex_class():
@@ -224,8 +246,9 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    mkl_note = release_mkl_cbwr()  # before sklearnex loads oneDAL
     intelex = None if args.no_intelex else intelex_class()
-    print(f"CPU: {cpu_model()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"CPU: {cpu_model()}; torch {torch.__version__} ({torch.get_num_threads()} threads); {mkl_note}")
     if intelex is None:
         print("note: scikit-learn-intelex " + ("skipped (--no-intelex)" if args.no_intelex else
                                                "not installed (pip install scikit-learn-intelex): its column is skipped"))

@@ -5,6 +5,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Before anything loads MKL: thread-count independent GEMMs (see evalbench/blas.py).
+from .blas import request_strict_mode  # noqa: E402  (no torch import)
+
+request_strict_mode()
+
 # Public names resolve lazily, so `import evalbench` and `evalbench --help` do not pay for torch.
 _LAZY = {
     "load_encoder": ("evalbench.adapters", "load_encoder"),

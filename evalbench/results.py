@@ -379,6 +379,7 @@ def environment(device: str) -> dict[str, Any]:
     import torchvision
 
     from . import __version__
+    from .blas import gemm_mode
 
     try:
         from .protocols.faiss_setup import import_faiss
@@ -405,6 +406,7 @@ def environment(device: str) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_overrides": {k: os.environ[k] for k in ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ} or None,
+        "gemm_mode": gemm_mode(),  # whether products depend on the thread count (evalbench/blas.py)
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
     }

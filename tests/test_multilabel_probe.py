@@ -36,13 +36,12 @@ def test_fixed_C_equals_sklearn_one_vs_rest():
     np.testing.assert_allclose(probe.decision_function(X), ref_scores, atol=1e-5)
 
 
-def test_mid_sized_fits_run_in_row_blocks_and_still_equal_sklearn():
-    """N*D*K in [BLOCK_MIN_WORK, SMALL_WORK) evaluates the objective on row blocks, each passing the set's
-    size n (this used to raise a TypeError: the one-vs-rest objective took no n)."""
+def test_mid_sized_multi_threaded_fits_equal_sklearn():
+    """N*D*K of 1.6e7 runs on all intra-op threads (lbfgs.MULTI_THREAD_MIN_WORK) and still equals sklearn."""
     from evalbench.protocols import lbfgs
 
     X, Y = _data(2, n=2000, d=400, k=20)
-    assert lbfgs.BLOCK_MIN_WORK <= X.shape[0] * X.shape[1] * Y.shape[1] < lbfgs.SMALL_WORK
+    assert X.shape[0] * X.shape[1] * Y.shape[1] >= lbfgs.MULTI_THREAD_MIN_WORK
     probe = MultiLabelLinearProbe(C=0.05, dtype="float64", tol=1e-8).fit(X, Y)
     refs = _sklearn_ovr(X, Y, 0.05)
     ref_scores = np.stack([m.decision_function(X.astype(np.float64)) for m in refs], axis=1)

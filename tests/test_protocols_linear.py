@@ -303,33 +303,40 @@ def test_fixed_C_fidelity_against_converged_sklearn(make, C, tol, slack):
     assert objective(ours.coef_, ours.intercept_) <= objective(ref.coef_, ref.intercept_) * (1 + slack)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "one-vs-rest"])
-def test_row_blocks_sum_to_the_whole_objective_whatever_the_core_count(kind, monkeypatch):
-    """RowBlocks: the parts add up to the objective on all rows, and running the blocks in a
-    thread pool or one after the other gives the same bits (the numbers never depend on cores)."""
+def test_strict_cnr_mode_is_on_when_evalbench_loads_mkl_first():
+    """evalbench asks MKL for strict CNR at import (evalbench/blas.py); the test process imports it
+    before any torch GEMM, so where torch carries MKL the mode must be active."""
     import torch
 
+    from evalbench.blas import gemm_mode, thread_count_independent_gemm
+
+    if not torch.backends.mkl.is_available():
+        pytest.skip("torch without MKL: fits stay on one thread below 1e8 multiply-adds")
+    assert thread_count_independent_gemm(), gemm_mode()
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "one-vs-rest"])
+def test_fits_give_the_same_bits_on_one_thread_and_on_two(kind):
+    """A search + refit large enough to run multi-threaded (N*D*K >= MULTI_THREAD_MIN_WORK) gives
+    bit-identical coefficients with 1 and 2 intra-op threads: results never depend on the core count."""
     from evalbench.protocols import lbfgs
+    from evalbench.protocols.multilabel import MultiLabelLinearProbe
+    from evalbench.threads import intra_op_threads
 
-    from evalbench.protocols.multilabel import ovr_objective
-
-    X, y, _ = _make_cls()
-    if kind == "one-vs-rest":  # multi-hot targets, one entry left out (-1) of its class's loss
-        y = np.stack([(y == c) for c in range(5)], axis=1).astype(np.float64)
-        y[::7, 2] = -1
-    y = (y > 2).astype(np.int64) if kind == "sigmoid" else y
-    k = 1 if kind == "sigmoid" else 5
-    objective = {"softmax": lbfgs.softmax_objective, "sigmoid": lbfgs.sigmoid_objective, "one-vs-rest": ovr_objective}[kind]
-    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y)
-    theta = torch.randn(X.shape[1] + 1, k, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
-    whole_loss, whole_grad = objective(Xt, yt, theta, 1e-3)
-    blocks = lbfgs.RowBlocks(objective, Xt, yt, 2)
-    # as in the fits: blocks only run where intra-op threading is off (lbfgs._few_threads_if_small)
-    with lbfgs._few_threads_if_small(Xt, k):
-        loss, grad = blocks(Xt, yt, theta, 1e-3)
-        monkeypatch.setattr(lbfgs, "_pool", lambda: None)  # one core: blocks run in turn
-        loss_1, grad_1 = blocks(Xt, yt, theta, 1e-3)
-    assert float(loss) == pytest.approx(float(whole_loss), rel=1e-12)
-    np.testing.assert_allclose(grad.numpy(), whole_grad.numpy(), rtol=0, atol=1e-12)
-    assert float(loss_1) == float(loss) and torch.equal(grad_1, grad)
-    assert lbfgs.blocked(objective, Xt[:100], yt[:100], k) is objective  # small fits stay whole
+    X, y = make_classification(1500, 300, n_informative=40, n_classes=8, random_state=3)
+    X = X.astype(np.float32)
+    if kind == "sigmoid":
+        y = (y > 3).astype(np.int64)
+    k = {"softmax": 8, "sigmoid": 1, "one-vs-rest": 8}[kind]
+    assert X.shape[0] * X.shape[1] * k >= lbfgs.MULTI_THREAD_MIN_WORK or kind == "sigmoid"
+    coefs = []
+    for threads in (1, 2):
+        with intra_op_threads(threads):
+            if kind == "one-vs-rest":
+                Y = np.stack([(y == c) for c in range(8)], axis=1).astype(np.float64)
+                probe = MultiLabelLinearProbe(bisection_steps=2).fit(X, Y)
+            else:
+                probe = LinearProbe(bisection_steps=2).fit(X, y)
+        coefs.append((probe.coef_, probe.intercept_, probe.C_))
+    assert coefs[0][2] == coefs[1][2]
+    assert np.array_equal(coefs[0][0], coefs[1][0]) and np.array_equal(coefs[0][1], coefs[1][1])

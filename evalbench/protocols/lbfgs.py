@@ -1,26 +1,59 @@
 """Full-batch torch L-BFGS for scikit-learn's L2 logistic-regression objectives (multinomial and binary)."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # torch's own (private, stable since 1.4)
 
+from ..blas import thread_count_independent_gemm
 from ..threads import intra_op_threads
 
+#: CPU fits with fewer multiply-adds per objective evaluation (N*D*K) run on one intra-op thread:
+#: OpenMP wake-ups cost more than a second thread saves (measured on 2 Xeon cores, strict CNR:
+#: 1.08x faster at 1e6, 1.4x at 4e6, 1.6-1.9x from 8e6).
+MULTI_THREAD_MIN_WORK = 2e6
 
-#: Below this many multiply-adds per objective evaluation, intra-op threading costs more
-#: than it saves (OpenMP wake-ups dominate; 5x slower measured on 2 busy cores).
-SMALL_WORK = 1e8
+#: Without MKL's strict CNR mode (evalbench/blas.py), multi-threaded GEMMs round differently with each
+#: thread count, so fits below this size stay on one thread and their numbers do not depend on the cores.
+SINGLE_THREAD_MAX_WORK = 1e8
+
+
+def fit_threads(X: torch.Tensor, k: int) -> int:
+    """Intra-op threads for the objective of a fit on X with k outputs: the caller's count, or 1 for
+    a small CPU fit (see MULTI_THREAD_MIN_WORK and SINGLE_THREAD_MAX_WORK)."""
+    limit = MULTI_THREAD_MIN_WORK if thread_count_independent_gemm() else SINGLE_THREAD_MAX_WORK
+    small = X.device.type == "cpu" and X.shape[0] * X.shape[1] * k < limit
+    return 1 if small else torch.get_num_threads()
 
 
 def _few_threads_if_small(X: torch.Tensor, k: int):
-    """Run tiny CPU fits on one intra-op thread, restoring the caller's setting afterwards."""
-    small = X.device.type == "cpu" and X.shape[0] * X.shape[1] * k < SMALL_WORK
-    return intra_op_threads(1 if small else None)
+    """Run a block on fit_threads(X, k) intra-op threads, restoring the caller's setting afterwards."""
+    return intra_op_threads(fit_threads(X, k))
+
+
+def _on_threads(evaluate, threads: int):
+    """`evaluate` run on `threads` intra-op threads. The L-BFGS loop around it runs on one: torch's
+    vector dot (MKL's sdot) splits vectors of 16k+ elements across threads and rounds differently
+    with each count, and the loop's vectors are too short to gain from threads."""
+    def on_threads(v):
+        with intra_op_threads(threads):
+            return evaluate(v)
+    return on_threads
+
+
+#: Full sums of more elements than this run in fixed chunks, each below torch's parallel grain
+#: (32768), added in order: torch's multi-threaded full reduction rounds differently per thread count.
+SUM_CHUNK = 16384
+
+
+def fixed_order_sum(x: torch.Tensor) -> torch.Tensor:
+    """x.sum() whose rounding does not depend on the thread count (see SUM_CHUNK)."""
+    flat = x.reshape(-1)
+    if flat.numel() <= SUM_CHUNK:
+        return flat.sum()
+    return torch.stack([chunk.sum() for chunk in flat.split(SUM_CHUNK)]).sum()
 
 
 @dataclass
@@ -45,22 +78,21 @@ def _as_list(theta0: Starts) -> list[torch.Tensor]:
     return [theta0] if isinstance(theta0, torch.Tensor) else list(theta0)
 
 
-def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float, n: Optional[int] = None):
+def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
     """Mean log-loss + 0.5*lam*||W||^2 and its gradient; theta = [W; b] of shape (D+1, K).
 
     This is scikit-learn's lbfgs objective divided by C*N (lam = 1/(C*N)), so it has the
     same minimiser, and a gradient test on it means the same as sklearn's ``tol``.
-    The bias row is not penalised, as in sklearn. `n` divides the loss sum (default: the rows
-    of X; a row block of a larger set passes the set's size, see RowBlocks).
+    The bias row is not penalised, as in sklearn.
     """
-    n = X.shape[0] if n is None else n
+    n = X.shape[0]
     d = X.shape[1]
     W, b = theta[:d], theta[d]
     # Logits are built class-major, Z^T = W^T X^T (K, N): with MKL on this CPU the two
     # GEMMs in this layout (W^T X^T, then P^T X) run ~17% faster than X W and X^T P.
     ZT = torch.mm(W.T, X.T).add_(b[:, None])
     cols = torch.arange(X.shape[0], device=X.device)
-    true_logits = ZT[y, cols].double().sum()
+    true_logits = fixed_order_sum(ZT[y, cols].double())
     # logsumexp and softmax in place in the logits' buffer (no (K, N) temporaries):
     # P = exp(Z - max) / sum, already scaled by 1/n for the mean-loss gradient.
     zmax = ZT.amax(dim=0)
@@ -69,7 +101,7 @@ def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     lse = zmax.double() + norm.double().log()
     # Sum the loss in float64: L-BFGS's line search and stall test compare losses of
     # nearby iterates, and a float32 sum would hide real decreases below ~1e-7.
-    loss = (lse.sum() - true_logits) / n + 0.5 * lam * (W.double() ** 2).sum()
+    loss = (fixed_order_sum(lse) - true_logits) / n + 0.5 * lam * fixed_order_sum(W.double() ** 2)
     PT.mul_(norm.mul_(n).reciprocal_())
     if PT.dtype == torch.float32:
         # Well-fitted rows give probabilities that underflow into float32 denormals, and
@@ -86,7 +118,7 @@ def softmax_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     return loss, grad
 
 
-def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float, n: Optional[int] = None):
+def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam: float):
     """Binary mean log-loss + 0.5*lam*||w||^2 and its gradient; theta = [w; b] of shape (D+1, 1).
 
     scikit-learn fits two classes with ONE weight vector and the sigmoid (binomial) loss,
@@ -95,9 +127,9 @@ def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     column and HalfBinomialLoss). Two softmax columns are NOT that model: the penalty on
     both columns equals sklearn's at twice the C. Divided by C*N (lam = 1/(C*N)) as in
     softmax_objective, so ``tol`` means the same. y holds 0 / 1 (1 = classes_[1]); the bias
-    is not penalised. `n` as in softmax_objective.
+    is not penalised.
     """
-    n = X.shape[0] if n is None else n
+    n = X.shape[0]
     d = X.shape[1]
     w, b = theta[:d], theta[d]
     z = torch.mm(X, w).squeeze(1).add_(b)
@@ -106,84 +138,18 @@ def sigmoid_objective(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, lam
     # sum; the max(z, 0) + log1p(exp(-|z|)) form never overflows.
     z64 = z.double()
     per_sample = z64.clamp(min=0).add_(torch.log1p(torch.exp(-z64.abs()))).sub_(z64 * yf.double())
-    loss = per_sample.sum() / n + 0.5 * lam * (w.double() ** 2).sum()
+    loss = fixed_order_sum(per_sample) / n + 0.5 * lam * fixed_order_sum(w.double() ** 2)
     r = torch.sigmoid(z).sub_(yf).div_(n)  # residual (sigmoid(z) - y) / n
     if r.dtype == torch.float32:  # denormal residuals slow the product below (see softmax_objective)
         r.masked_fill_(r.abs() < 1e-30, 0.0)
     grad = torch.empty_like(theta)
     grad[:d] = torch.mm(X.T, r[:, None]).add_(w, alpha=lam)
-    grad[d] = r.double().sum().to(r.dtype)
+    grad[d] = fixed_order_sum(r.double()).to(r.dtype)
     return loss, grad
 
 
 #: An objective: (X, y, theta, lam[, n]) -> (loss as a float64 scalar, gradient shaped like theta).
 Objective = Callable[..., tuple]
-
-#: Fits with N*D*K in [BLOCK_MIN_WORK, SMALL_WORK) evaluate the objective on ROW_BLOCKS fixed row
-#: blocks, one per CPU thread. The blocks depend on the data's shape only and their parts are
-#: added in a fixed order, so the numbers do not depend on how many cores run them (one thread
-#: per block: MKL's multi-threaded GEMM rounds differently with each thread count). Measured on
-#: 2 cores: 1.45x faster per evaluation at 5000 x 1280 x 10. Below 1e7 a block's work is too
-#: small to pay for the hand-off.
-BLOCK_MIN_WORK = 1e7
-ROW_BLOCKS = 2
-
-_POOL: Optional[ThreadPoolExecutor] = None
-
-
-def _pool() -> Optional[ThreadPoolExecutor]:
-    """A thread pool for the row blocks, or None with a single usable core."""
-    global _POOL
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2:
-        return None
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=ROW_BLOCKS, thread_name_prefix="evalbench-lbfgs")
-    return _POOL
-
-
-def _one_thread(objective: Objective, *args):
-    """`objective` with one intra-op thread in THIS thread: a pool thread keeps the OpenMP thread
-    count it started with, and more than one would oversubscribe the cores and change the rounding."""
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)  # the caller (_few_threads_if_small) has set 1 already: nothing else changes
-    return objective(*args)
-
-
-class RowBlocks:
-    """`objective` on fixed row blocks of X, evaluated in parallel threads and summed in order.
-
-    Each block gets lam = 0 and the full set's n, so the parts add up to the loss term and its
-    gradient exactly; the penalty (bias unpenalised) is added once.
-    """
-
-    def __init__(self, objective: Objective, X: torch.Tensor, y: torch.Tensor, n_blocks: int):
-        self.objective, self.n = objective, X.shape[0]
-        self.X, self.y = X.chunk(n_blocks), y.chunk(n_blocks)
-
-    def __call__(self, X, y, theta: torch.Tensor, lam: float):
-        del X, y  # the blocks were cut from them
-        pool = _pool()
-        args = [(_one_thread, self.objective, Xb, yb, theta, 0.0, self.n) for Xb, yb in zip(self.X, self.y, strict=True)]
-        parts = [f(*a) for f, *a in args] if pool is None else [r.result() for r in [pool.submit(*a) for a in args]]
-        d = theta.shape[0] - 1
-        loss, grad = parts[0]
-        for part_loss, part_grad in parts[1:]:
-            loss = loss + part_loss
-            grad.add_(part_grad)
-        loss = loss + 0.5 * lam * (theta[:d].double() ** 2).sum()
-        grad[:d].add_(theta[:d], alpha=lam)
-        return loss, grad
-
-
-def blocked(objective: Objective, X: torch.Tensor, y: torch.Tensor, k: int) -> Objective:
-    """`objective`, or its RowBlocks version when the fit is mid-sized and on the CPU (BLOCK_MIN_WORK)."""
-    work = X.shape[0] * X.shape[1] * k
-    if X.device.type != "cpu" or not BLOCK_MIN_WORK <= work < SMALL_WORK or X.shape[0] < 2 * ROW_BLOCKS:
-        return objective
-    return RowBlocks(objective, X, y, ROW_BLOCKS)
-
-
 
 #: Per-dtype relative loss decrease below which an iteration counts as stalled. float32
 #: per-sample terms leave relative noise of ~1e-9..1e-8 in the (float64-summed) mean loss, so
@@ -237,15 +203,15 @@ def fit_softmax_lbfgs(
     """
     starts = _as_list(theta0)
     shape = starts[0].shape
-    objective = blocked(objective, X, y, shape[1])
 
     def evaluate(flat: torch.Tensor):
         loss, grad = objective(X, y, flat.view(shape), lam)
         grad = grad.view(-1)
         return float(loss), grad, float(grad.abs().max())
 
-    with torch.no_grad(), _few_threads_if_small(X, shape[1]):
-        x, info = _lbfgs(evaluate, [t.detach().reshape(-1).clone() for t in starts], tol, max_iter, history_size,
+    threads = fit_threads(X, shape[1])
+    with torch.no_grad(), intra_op_threads(1):
+        x, info = _lbfgs(_on_threads(evaluate, threads), [t.detach().reshape(-1).clone() for t in starts], tol, max_iter, history_size,
                          REL_FTOL.get(X.dtype, 1e-8), unit_first_step=False)
     return x.view(shape), info
 
@@ -289,7 +255,10 @@ class GramPreconditioner:
                  mu: Optional[torch.Tensor] = None, ratio: Optional[float] = PRECONDITION_RATIO):
         n, d = X.shape
         self.mu = X.mean(dim=0) if mu is None else mu.to(X)
-        self.Xc = X - self.mu
+        # Stored column-major (an (N, D) view of a contiguous (D, N) buffer): the logits W^T Xc^T then read
+        # Xc^T contiguously, 1.15-1.3x faster than from a row-major Xc (3600 x 784 and 5000 x 1280, K = 10),
+        # and the gradient's P^T Xc runs at the same speed either way.
+        self.Xc = (X - self.mu).T.contiguous().T
         if G is None:
             G = torch.mm(self.Xc.T, self.Xc).double().div_(n)
         self.G = G
@@ -300,12 +269,14 @@ class GramPreconditioner:
         diag = torch.diagonal(G)
         varying = diag[diag > 1e-12 * float(diag.max())]
         self.g_ref = max(float(varying.median()) if len(varying) else 0.0, 1e-30)
-        self._maps: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._maps: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}  # in the fit dtype
+        self._factors: dict[float, torch.Tensor] = {}  # float64 L0^{-T}, shared with rebased copies of any dtype
 
     def rebased(self, X: torch.Tensor) -> "GramPreconditioner":
         """The same G, mu and factorisations for other fit data (a refit on train+val: train's
         Gram is close to train+val's, and any SPD matrix is a valid preconditioner)."""
         other = GramPreconditioner(X, self.c_max, G=self.G, mu=self.mu, ratio=self.ratio)
+        other._factors = self._factors  # the float64 polish reuses the float32 fits' factorisations
         if X.dtype == self.Xc.dtype:
             other._maps = self._maps
         return other
@@ -326,18 +297,26 @@ class GramPreconditioner:
         shape = c / lam
         key = round(shape, 12) if self.ratio is not None else lam
         if key not in self._maps:
-            A = self.G * shape
-            A.diagonal().add_(1.0)  # P/lam = shape*G + I: condition <= 1 + shape*max(eig G), no floor needed
-            L0 = torch.linalg.cholesky(A)
-            eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
-            M0 = torch.linalg.solve_triangular(L0.T, eye, upper=True)  # L0^{-T}, upper triangular
-            if len(self._maps) >= 4:  # a fixed-c search visits one shape per C; keep a few
-                self._maps.pop(next(iter(self._maps)))
-            M0 = M0.to(self.Xc.dtype)
-            # both orientations row-major: W = M V and M^T g each run as a plain GEMM (~35% faster than a transposed view)
+            if key not in self._factors:
+                A = self.G * shape
+                A.diagonal().add_(1.0)  # P/lam = shape*G + I: condition <= 1 + shape*max(eig G), no floor needed
+                with intra_op_threads(1):  # MKL's multi-threaded Cholesky rounds differently per thread count
+                    L0 = torch.linalg.cholesky(A)
+                    eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+                    _keep_few(self._factors)
+                    self._factors[key] = torch.linalg.solve_triangular(L0.T, eye, upper=True)  # L0^{-T}, upper
+            M0 = self._factors[key].to(self.Xc.dtype)
+            _keep_few(self._maps)
+            # both orientations row-major: the maps' GEMMs read them contiguously
             self._maps[key] = (M0.contiguous(), M0.T.contiguous())
         M0, M0T = self._maps[key]
         return M0, M0T, lam ** -0.5, c
+
+
+def _keep_few(cache: dict) -> None:
+    """Make room for one more factorisation: a fixed-c search visits one shape per C; keep a few."""
+    if len(cache) >= 4:
+        cache.pop(next(iter(cache)))
 
 
 def fit_softmax_lbfgs_precond(
@@ -361,32 +340,34 @@ def fit_softmax_lbfgs_precond(
     dt = Xc.dtype
     M0, M0T, scale, c = pre.maps(lam)
     sc = c ** 0.5  # b' = u / sc
-    objective = blocked(objective, Xc, y, k)
     mu64 = mu.double()
 
+    # Both maps run class-major, W^T = V^T M^T and (M^T g)^T = g^T M: with K << D these GEMMs are
+    # about twice as fast as M V and M^T g (measured at D = 784 and 1280, K = 10). theta is therefore
+    # built as a (K, D+1) buffer and handed on as its transposed (D+1, K) view.
     def to_orig(v: torch.Tensor) -> torch.Tensor:
         V = v.view(d + 1, k)
-        theta = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
-        torch.mm(M0, V[:d], out=theta[:d])
-        theta[:d].mul_(scale)
+        theta_t = torch.empty(k, d + 1, dtype=dt, device=Xc.device)
+        Wt = torch.mm(V[:d].T, M0T).mul_(scale)
         if dt == torch.float32:  # denormal weights would slow the GEMMs (see softmax_objective)
-            theta[:d].masked_fill_(theta[:d].abs() < 1e-30, 0.0)
-        theta[d] = V[d] / sc  # centred bias b'
-        return theta
+            Wt.masked_fill_(Wt.abs() < 1e-30, 0.0)
+        theta_t[:, :d] = Wt
+        theta_t[:, d] = V[d] / sc  # centred bias b'
+        return theta_t.T
 
     def evaluate(v: torch.Tensor):
         theta = to_orig(v)
-        loss, g = objective(Xc, y, theta, lam)  # gradient wrt (W, b')
+        loss, g = objective(Xc, y, theta, lam)  # gradient wrt (W, b'), laid out like theta
         gb = g[d].double()
         gW_orig = g[:d].double() + mu64[:, None] * gb[None, :]  # not in place: .double() may be g itself
         gmax = max(float(gW_orig.abs().max()), float(gb.abs().max()))
-        gv = torch.empty_like(g)
-        torch.mm(M0T, g[:d], out=gv[:d])
-        gv[:d].mul_(scale)
+        gv = torch.empty(d + 1, k, dtype=dt, device=Xc.device)
+        gv[:d] = torch.mm(g[:d].T, M0).mul_(scale).T
         gv[d] = g[d] / sc
         return float(loss), gv.view(-1), gmax
 
-    with torch.no_grad(), _few_threads_if_small(Xc, k):
+    threads = fit_threads(Xc, k)
+    with torch.no_grad(), intra_op_threads(1):
         # The start in preconditioned coordinates: V = M^{-1} W by a solve with M0 (triangular), so
         # that the point evaluated is W itself up to rounding.
         def to_precond(theta: torch.Tensor) -> torch.Tensor:
@@ -396,9 +377,9 @@ def fit_softmax_lbfgs_precond(
             v0[d] = ((theta[d].double() + mu64 @ W0) * sc).to(dt)
             return v0.view(-1)
 
-        v, info = _lbfgs(evaluate, [to_precond(t) for t in starts], tol, max_iter, history_size,
+        v, info = _lbfgs(_on_threads(evaluate, threads), [to_precond(t) for t in starts], tol, max_iter, history_size,
                          REL_FTOL.get(dt, 1e-8), unit_first_step=True)
-        theta = to_orig(v)
+        theta = to_orig(v).contiguous()
         W64 = theta[:d].double()
         theta[d] = (theta[d].double() - mu64 @ W64).to(dt)
     return theta, info

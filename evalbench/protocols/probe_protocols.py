@@ -61,7 +61,13 @@ class LinearProtocol(Protocol):
     #    float64 polish is preconditioned too; mid-sized CPU fits evaluate the objective on two fixed
     #    row blocks in parallel threads (same objective; fits stop at slightly different points, so a
     #    chosen C on a flat validation curve can move: pixels-16 digits 5.6 -> 3162)
-    version = "6"
+    # 7: MKL's strict CNR mode makes multi-threaded GEMMs independent of the thread count, so CPU fits
+    #    from N*D*K = 2e6 run on all intra-op threads instead of one thread or two row blocks; the
+    #    preconditioner's maps run class-major and its centred data is stored column-major (faster
+    #    GEMMs); full sums run in fixed chunks and the L-BFGS loop on one thread (numbers independent of
+    #    the core count at every size). Same objective and stopping rules; fits stop at slightly
+    #    different points
+    version = "7"
     scores_test_sets = True
     accepts_multilabel = True
     description = ("L2 logistic regression (L-BFGS; multinomial, binary for 2 classes), C searched on val (CLIP A.3), "
@@ -128,8 +134,9 @@ class LinearProtocol(Protocol):
                       "G the centred Gram of the fit data, c = min(1/K, 0.1*lam/median feature variance) (1/4 for "
                       "2 classes); exact reparametrisation, one factorisation per search; used when D <= 2N and "
                       "D^2 <= 600*N*K" if p["precondition"] else "")
-                   + "; on CPU with 1e7 <= N*D*K < 1e8 the objective is evaluated on 2 fixed row blocks in parallel "
-                     "threads, summed in order (numbers independent of the core count)",
+                   + "; on CPU, fits with N*D*K >= 2e6 use all intra-op threads (MKL strict CNR mode: GEMMs "
+                     "independent of the thread count; without it, one thread below N*D*K = 1e8), smaller fits one "
+                     "thread",
             convergence=f"max|grad of mean-loss objective| <= tol, or no lower loss found by the line "
                         f"search (max {MAX_LS} evaluations), or {STALL_ITERS} iterations in a row with relative "
                         f"loss decrease <= {REL_FTOL[torch.float32 if p['dtype'] == 'float32' else torch.float64]:.3g}"
